@@ -31,8 +31,12 @@ def build_parser(
     for name, module_name in commands.items():
         module = importlib.import_module(module_name)
         cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        cmd.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                         help="show tracebacks and debug logs")
+        cmd.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show tracebacks and debug logs",
+        )
         module.add_arguments(cmd)
         cmd.set_defaults(_run=module.run)
     return parser

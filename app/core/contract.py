@@ -14,8 +14,14 @@ TASK_DETECTOR = "ampulla-heatmap"
 TASK_CLASSIFIER = "difficulty"
 TASKS = (TASK_DETECTOR, TASK_CLASSIFIER)
 RESIZE_MODES = ("stretch", "letterbox")
-REQUIRED_KEYS = ("ercp.contract", "ercp.task", "ercp.name", "ercp.version", "ercp.input",
-                 "ercp.outputs")
+REQUIRED_KEYS = (
+    "ercp.contract",
+    "ercp.task",
+    "ercp.name",
+    "ercp.version",
+    "ercp.input",
+    "ercp.outputs",
+)
 
 
 @dataclass(frozen=True)
@@ -31,9 +37,17 @@ class InputSpec:
     channels: str = "BGR"
 
     def to_json(self) -> str:
-        return json.dumps({"name": self.name, "layout": self.layout, "dtype": self.dtype,
-                           "channels": self.channels, "height": self.height,
-                           "width": self.width, "resize": self.resize})
+        return json.dumps(
+            {
+                "name": self.name,
+                "layout": self.layout,
+                "dtype": self.dtype,
+                "channels": self.channels,
+                "height": self.height,
+                "width": self.width,
+                "resize": self.resize,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -133,8 +147,11 @@ def parse_metadata(
     required_roles = {"heatmap"} if task == TASK_DETECTOR else {"probs"}
     allowed_roles = {"heatmap"} if task == TASK_DETECTOR else {"probs", "cam"}
     if not required_roles <= outputs.keys() or not outputs.keys() <= allowed_roles:
-        raise _fail("ercp.outputs", f"roles {sorted(required_roles)} (optional: "
-                    f"{sorted(allowed_roles - required_roles)})", sorted(outputs))
+        raise _fail(
+            "ercp.outputs",
+            f"roles {sorted(required_roles)} (optional: {sorted(allowed_roles - required_roles)})",
+            sorted(outputs),
+        )
     if graph_outputs is not None:
         for role, name in outputs.items():
             if name not in graph_outputs:
@@ -147,14 +164,25 @@ def parse_metadata(
                 provenance[key[5:]] = json.loads(meta[key])
             except ValueError:
                 provenance[key[5:]] = meta[key]
-    common = dict(task=task, name=meta["ercp.name"], version=meta["ercp.version"], input=spec,
-                  outputs=dict(outputs), provenance=provenance)
+    common = dict(
+        task=task,
+        name=meta["ercp.name"],
+        version=meta["ercp.version"],
+        input=spec,
+        outputs=dict(outputs),
+        provenance=provenance,
+    )
     if task == TASK_DETECTOR:
-        return ModelInfo(**common, box_threshold=_float(meta, "ercp.box_threshold", 1e-6, 1.0),
-                         min_peak=_float(meta, "ercp.min_peak", 0.0, 1.0))
+        return ModelInfo(
+            **common,
+            box_threshold=_float(meta, "ercp.box_threshold", 1e-6, 1.0),
+            min_peak=_float(meta, "ercp.min_peak", 0.0, 1.0),
+        )
     classes = _json(meta, "ercp.classes") if "ercp.classes" in meta else None
-    if not isinstance(classes, list) or len(classes) < 2 or not all(
-        isinstance(c, str) for c in classes
+    if (
+        not isinstance(classes, list)
+        or len(classes) < 2
+        or not all(isinstance(c, str) for c in classes)
     ):
         raise _fail("ercp.classes", "a JSON list of at least two class names", classes)
     return ModelInfo(**common, classes=tuple(classes), region=_region(meta))
@@ -170,8 +198,12 @@ def _region(meta: Mapping[str, str]) -> str | dict[str, float]:
         raise _fail("ercp.region", '"field" or {"box_margin": m}', raw) from exc
     if region == "field":
         return "field"
-    if (not isinstance(region, dict) or set(region) != {"box_margin"}
-            or not isinstance(region["box_margin"], (int, float)) or region["box_margin"] < 0):
+    if (
+        not isinstance(region, dict)
+        or set(region) != {"box_margin"}
+        or not isinstance(region["box_margin"], (int, float))
+        or region["box_margin"] < 0
+    ):
         raise _fail("ercp.region", '"field" or {"box_margin": m} with m >= 0', region)
     return {"box_margin": float(region["box_margin"])}
 
@@ -207,8 +239,12 @@ def build_metadata(
     else:
         meta["ercp.classes"] = json.dumps(list(classes or []))
         meta["ercp.region"] = region if region == "field" else json.dumps(dict(region))
-    for key, value in (("trained_on", trained_on), ("metrics", metrics), ("created", created),
-                       ("source", source)):
+    for key, value in (
+        ("trained_on", trained_on),
+        ("metrics", metrics),
+        ("created", created),
+        ("source", source),
+    ):
         if value is not None:
             meta[f"ercp.{key}"] = json.dumps(value)
     parse_metadata(meta)  # never write a model the app would refuse

@@ -37,9 +37,7 @@ def validate_box(box: Sequence[float]) -> Box:
     except (TypeError, ValueError) as exc:
         raise InvalidBoxError(f"box must be four numbers [x, y, w, h], got {box!r}") from exc
     if len(values) != 4:
-        raise InvalidBoxError(
-            f"box must have 4 values [x, y, w, h], got {len(values)}: {box!r}"
-        )
+        raise InvalidBoxError(f"box must have 4 values [x, y, w, h], got {len(values)}: {box!r}")
     if not all(math.isfinite(v) for v in values):
         raise InvalidBoxError(f"box values must be finite, got {box!r}")
     if values[2] <= 0 or values[3] <= 0:
@@ -133,28 +131,57 @@ def _component_containing(mask: np.ndarray, seed: tuple[int, int]) -> np.ndarray
     return component
 
 
+def _crossing_offset(inside: np.ndarray, outer: np.ndarray, threshold: float) -> np.ndarray:
+    """How far past the inside sample centre, in pixels, the map falls to ``threshold``.
+
+    ``outer`` is the next sample outwards, below the threshold, or NaN at the image border.
+    At the border the slope is taken from the sample inwards instead (extrapolation).
+    """
+    return (inside - threshold) / np.maximum(inside - outer, 1e-12)
+
+
 def _subpixel_low_edge(values: np.ndarray, first: np.ndarray, threshold: float) -> float:
     """Smallest crossing coordinate over lines whose first above-threshold index is ``first``.
 
-    ``values`` is (L, N): L lines (rows or columns), N samples with centres at n + 0.5.
+    ``values`` is (L, N): L lines (rows or columns), N samples with centres at n + 0.5. An
+    edge on the image border is extrapolated from the slope inside and clipped to the border.
     """
+    n = values.shape[1]
     lines = np.arange(values.shape[0])
     inside = values[lines, first]
-    prev = np.where(first > 0, values[lines, np.maximum(first - 1, 0)], np.nan)
-    frac = np.clip((threshold - prev) / np.maximum(inside - prev, 1e-12), 0.0, 1.0)
-    edge = np.where(first > 0, first - 0.5 + frac, 0.0)
-    return float(edge.min())
+    outer = values[lines, np.maximum(first - 1, 0)]
+    inner = values[lines, np.minimum(first + 1, n - 1)]
+    at_border = first == 0
+    # At the border, mirror the inward difference so the slope continues outwards.
+    outer = np.where(at_border, np.where(inner > inside, 2 * inside - inner, np.inf), outer)
+    offset = np.clip(_crossing_offset(inside, outer, threshold), 0.0, np.where(at_border, 0.5, 1.0))
+    return float(np.clip(first + 0.5 - offset, 0.0, n).min())
 
 
 def _subpixel_high_edge(values: np.ndarray, last: np.ndarray, threshold: float) -> float:
     """Largest crossing coordinate over lines whose last above-threshold index is ``last``."""
+    flipped = values[:, ::-1]
     n = values.shape[1]
-    lines = np.arange(values.shape[0])
-    inside = values[lines, last]
-    nxt = np.where(last < n - 1, values[lines, np.minimum(last + 1, n - 1)], np.nan)
-    frac = np.clip((inside - threshold) / np.maximum(inside - nxt, 1e-12), 0.0, 1.0)
-    edge = np.where(last < n - 1, last + 0.5 + frac, float(n))
-    return float(edge.max())
+    return n - _subpixel_low_edge(flipped, n - 1 - last, threshold)
+
+
+def _refined_peak(hm: np.ndarray, row: int, col: int) -> float:
+    """The map's continuous peak near pixel (row, col), by a parabola through log values.
+
+    A Gaussian is a parabola in log space, so for a soft mask this recovers its true peak even
+    when the centre falls between pixel centres; normalising by the sampled maximum instead
+    would push the 0.6 contour outwards on small boxes. Axes without two positive neighbours
+    keep the sampled value.
+    """
+    log_peak = math.log(hm[row, col])
+    gain = 0.0
+    for axis_values in (hm[row, col - 1 : col + 2], hm[row - 1 : row + 2, col]):
+        if len(axis_values) == 3 and np.all(axis_values > 0):
+            lm, l0, lp = np.log(axis_values)
+            curvature = lm - 2.0 * l0 + lp
+            if curvature < 0:
+                gain += min(-((lp - lm) ** 2) / (8.0 * curvature), 0.5)
+    return math.exp(log_peak + gain)
 
 
 def box_from_heatmap(
@@ -162,7 +189,8 @@ def box_from_heatmap(
 ) -> tuple[Box | None, float]:
     """Turn a heatmap back into a box, as the paper does.
 
-    The map is normalised so its peak is 1; the 8-connected region at or above ``threshold``
+    The map is normalised so its peak is 1 (the continuous peak, refined between pixel centres
+    by a parabola in log space); the 8-connected region at or above ``threshold``
     that contains the peak is kept, and the box is its extent. Each edge is placed with
     sub-pixel precision where the map, interpolated linearly between pixel centres, crosses
     the threshold; an edge on the image border is the border itself.
@@ -191,8 +219,8 @@ def box_from_heatmap(
     low = float(hm[finite].min())
     if peak <= 0.0 or peak == low:
         return None, max(peak, 0.0)
-    norm = np.where(finite, hm / peak, 0.0)
     seed = divmod(flat_index, hm.shape[1])
+    norm = np.where(finite, hm / _refined_peak(np.where(finite, hm, 0.0), *seed), 0.0)
     component = _component_containing(norm >= threshold, seed)
 
     rows = np.flatnonzero(component.any(axis=1))
