@@ -1,0 +1,1 @@
+"""Training infrastructure shared by the detection and classification tasks."""
