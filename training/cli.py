@@ -9,7 +9,9 @@ from app.cli import build_parser, parse_and_run
 
 #: subcommand -> module; each defines HELP, add_arguments(parser) and run(args) -> int and
 #: imports torch inside run() so that ``--help`` stays fast.
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "classify": "training.commands.classify",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
