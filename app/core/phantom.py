@@ -1,0 +1,786 @@
+"""The phantom duodenoscope: synthetic ERCP frames with ground truth (stills, video, source)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import threading
+import time
+from dataclasses import asdict, dataclass, fields
+
+import cv2
+import numpy as np
+
+from app.core.errors import ConfigError
+from app.core.frame import Frame
+from app.core.geometry import Box
+from app.core.phantom_case import (
+    CannulationCase,
+    Demographics,
+    sample_case,
+    sample_demographics,
+)
+from app.core.phantom_scene import MORPHOLOGIES, Anatomy, Scene, build_scene, sample_anatomy
+
+__all__ = [
+    "MORPHOLOGIES",
+    "CannulationCase",
+    "Phantom",
+    "PhantomConfig",
+    "PhantomSource",
+    "PhantomTruth",
+    "PhantomVideo",
+    "field_rect",
+    "render_still",
+]
+
+log = logging.getLogger(__name__)
+
+#: A papilla less visible than this (fraction of its area inside the window) has no box.
+MIN_VISIBLE_FRACTION = 0.3
+WINDOW_SHAPES = ("octagon", "rounded")
+
+# Stream identifiers for np.random.SeedSequence([seed, stream, ...]).
+_S_GROUPS, _S_ANATOMY, _S_CASE, _S_PERSON, _S_VIEW, _S_SCENE, _S_VIDEO = range(7)
+
+
+@dataclass(frozen=True)
+class PhantomConfig:
+    """How the phantom renders.
+
+    Attributes:
+        width: frame width in pixels.
+        height: frame height in pixels.
+        fps: frame rate of video mode and of the live source.
+        absent_fraction: in still mode, the fraction of images with no papilla in view.
+        window: endoscopic window shape, "octagon" or "rounded".
+        texture_scale: scene texture pixels per field pixel at zoom 1 (sharpness vs. build time).
+        blur_fraction: in still mode, the fraction of images with motion blur.
+        bubbles: whether scenes may have air bubbles.
+        text: whether the invented patient text is burned in beside the window.
+    """
+
+    width: int = 1280
+    height: int = 720
+    fps: float = 30.0
+    absent_fraction: float = 0.0
+    window: str = "octagon"
+    texture_scale: float = 1.0
+    blur_fraction: float = 0.15
+    bubbles: bool = True
+    text: bool = True
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.width, int) and isinstance(self.height, int)):
+            raise ConfigError(
+                f"phantom width/height must be integers, got {self.width!r}x{self.height!r}"
+            )
+        if self.width < 64 or self.height < 36 or self.width > 7680 or self.height > 4320:
+            raise ConfigError(
+                f"phantom size {self.width}x{self.height} is out of range; "
+                "expected 64x36 to 7680x4320"
+            )
+        if self.width < self.height:
+            raise ConfigError(
+                f"phantom frame {self.width}x{self.height} is portrait; expected "
+                "a landscape frame such as 1280x720"
+            )
+        if not (0.0 < self.fps <= 240.0):
+            raise ConfigError(f"phantom fps {self.fps} is out of range; expected 0 < fps <= 240")
+        if not (0.0 <= self.absent_fraction <= 1.0):
+            raise ConfigError(
+                f"absent fraction {self.absent_fraction} is out of range; expected 0..1"
+            )
+        if not (0.0 <= self.blur_fraction <= 1.0):
+            raise ConfigError(f"blur fraction {self.blur_fraction} is out of range; expected 0..1")
+        if self.window not in WINDOW_SHAPES:
+            raise ConfigError(
+                f"window shape {self.window!r} is unknown; expected one of "
+                f"{', '.join(WINDOW_SHAPES)}"
+            )
+        if not (0.25 <= self.texture_scale <= 2.0):
+            raise ConfigError(
+                f"texture scale {self.texture_scale} is out of range; expected 0.25..2"
+            )
+
+    @classmethod
+    def from_dict(cls, values: dict) -> PhantomConfig:
+        """A config from a mapping; an unknown key is an error."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown phantom config key(s) {unknown}; expected {sorted(known)}")
+        return cls(**values)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class PhantomTruth:
+    """Ground truth of one phantom frame.
+
+    Attributes:
+        box: COCO ``[x, y, w, h]`` of the papilla in frame pixels, clipped to the window; None
+            when it is out of view or less than ``MIN_VISIBLE_FRACTION`` of it is visible.
+        morphology: the patient's papilla morphology (one of ``MORPHOLOGIES``), also when the
+            papilla is out of view.
+        case: the patient's cannulation record.
+        patient_id: invented patient identifier (several stills share one).
+        field: ``(x, y, w, h)`` of the endoscopic window's bounding rectangle in the frame.
+        visible_fraction: fraction of the papilla's area inside the window (0 when absent).
+        papilla_size: papilla diameter relative to the field height at zoom 1.
+    """
+
+    box: Box | None
+    morphology: str
+    case: CannulationCase
+    patient_id: str
+    field: tuple[int, int, int, int]
+    visible_fraction: float
+    papilla_size: float
+
+    def to_json(self) -> dict:
+        """JSON-ready dict: box (list or None), morphology, case fields, patient_id, field."""
+        return {
+            "box": None if self.box is None else [round(float(v), 2) for v in self.box],
+            "morphology": self.morphology,
+            "case": self.case.to_json(),
+            "patient_id": self.patient_id,
+            "field": list(self.field),
+            "visible_fraction": round(self.visible_fraction, 3),
+            "papilla_size": round(self.papilla_size, 4),
+        }
+
+
+def field_rect(width: int, height: int) -> tuple[int, int, int, int]:
+    """The endoscopic window's rectangle for a frame size: right of centre, text on the left."""
+    fh = 2 * int(round(0.46 * height))
+    fw = min(2 * int(round(0.6 * fh)), 2 * int(round(0.36 * width)))
+    x = width - fw - int(round(0.035 * width))
+    y = (height - fh) // 2
+    return x, y, fw, fh
+
+
+@dataclass(frozen=True, eq=False)
+class _Layout:
+    field: tuple[int, int, int, int]
+    polygon: np.ndarray  # window outline in field pixels, float32 (N, 2), convex
+    mask: np.ndarray  # uint8 (fh, fw, 3), 255 inside the window
+    vignette: np.ndarray  # float32 (gh, gw), brightness fall-off, low resolution
+    grid_x: np.ndarray  # float32 (1, gw), field x of low-res columns, centred, in half-widths
+    grid_y: np.ndarray  # float32 (gh, 1)
+
+
+@functools.lru_cache(maxsize=8)
+def _layout(config: PhantomConfig) -> _Layout:
+    x, y, fw, fh = field_rect(config.width, config.height)
+    if config.window == "octagon":
+        c = 0.19 * min(fw, fh)
+        poly = [
+            (c, 0),
+            (fw - c, 0),
+            (fw, c),
+            (fw, fh - c),
+            (fw - c, fh),
+            (c, fh),
+            (0, fh - c),
+            (0, c),
+        ]
+    else:
+        r = 0.14 * min(fw, fh)
+        poly = []
+        for cx, cy, a0 in ((fw - r, r, -90), (fw - r, fh - r, 0), (r, fh - r, 90), (r, r, 180)):
+            for k in range(9):
+                a = math.radians(a0 + k * 90 / 8)
+                poly.append((cx + r * math.cos(a), cy + r * math.sin(a)))
+    polygon = np.asarray(poly, np.float32)
+    mask1 = np.zeros((fh, fw), np.uint8)
+    cv2.fillPoly(mask1, [np.round(polygon * 16).astype(np.int32)], 255, cv2.LINE_8, 4)
+    mask = cv2.cvtColor(mask1, cv2.COLOR_GRAY2BGR)
+    gw, gh = max(8, fw // 8), max(8, fh // 8)
+    gx = ((np.arange(gw, dtype=np.float32) + 0.5) / gw * 2.0 - 1.0)[None, :]
+    gy = ((np.arange(gh, dtype=np.float32) + 0.5) / gh * 2.0 - 1.0)[:, None]
+    r2 = (gx * fw / fh) ** 2 / 1.4 + gy**2 / 1.0
+    vignette = (1.08 - 0.62 * np.clip(r2, 0, 2.0) ** 1.25).astype(np.float32)
+    return _Layout((x, y, fw, fh), polygon, mask, vignette, gx, gy)
+
+
+# ------------------------------------------------------------------------------------------
+# Burned-in text
+# ------------------------------------------------------------------------------------------
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+_PROCESSOR_LINES = ("NOVASCOPE VP-7", "DUO TX-260V", "Eh:A4  Ce:3", "CVP:N  Zm:x1.0")
+
+
+def _text_metrics(config: PhantomConfig) -> tuple[float, int, int, int]:
+    scale = 0.6 * config.height / 720.0
+    thickness = max(1, int(round(1.4 * config.height / 720.0)))
+    line = max(6, int(round(0.048 * config.height)))
+    x0 = max(1, int(round(0.025 * config.width)))
+    return scale, thickness, line, x0
+
+
+def _frame_template(config: PhantomConfig, person: Demographics) -> np.ndarray:
+    """The black frame with the static patient and processor text."""
+    img = np.zeros((config.height, config.width, 3), np.uint8)
+    if not config.text:
+        return img
+    scale, th, line, x0 = _text_metrics(config)
+    top = [
+        f"ID:{person.patient_id}",
+        person.name,
+        f"{person.sex}  {person.age}Y",
+        f"DOB:{person.birth_date}",
+        "",
+        person.exam_date,
+    ]
+    y = int(0.08 * config.height)
+    for text in top:
+        cv2.putText(img, text, (x0, y), _FONT, scale, (235, 235, 235), th, cv2.LINE_AA)
+        y += line
+    y = config.height - int(0.06 * config.height) - line * (len(_PROCESSOR_LINES) - 1)
+    for text in _PROCESSOR_LINES:
+        cv2.putText(img, text, (x0, y), _FONT, scale, (200, 220, 235), th, cv2.LINE_AA)
+        y += line
+    return img
+
+
+def _draw_clock(img: np.ndarray, config: PhantomConfig, seconds: float) -> None:
+    if not config.text:
+        return
+    scale, th, line, x0 = _text_metrics(config)
+    s = int(seconds) % 86400
+    y = int(0.08 * config.height) + 6 * line
+    cv2.putText(
+        img,
+        f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}",
+        (x0, y),
+        _FONT,
+        scale,
+        (235, 235, 235),
+        th,
+        cv2.LINE_AA,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# One view of a scene
+# ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _View:
+    cx: float  # scene point at the field centre, texture pixels
+    cy: float
+    zoom: float  # > 1 is closer
+    roll: float  # radians
+    tilt_x: float  # perspective: depth change across the field (per half-width)
+    tilt_y: float
+    blur_x: float = 0.0  # motion blur in field pixels
+    blur_y: float = 0.0
+    gain: float = 1.0
+
+
+def _homography(view: _View, unit: float, fw: int, fh: int) -> np.ndarray:
+    """3x3 matrix taking field pixel coordinates to scene texture coordinates."""
+    cxf, cyf = (fw - 1) / 2.0, (fh - 1) / 2.0
+    a, b = view.tilt_x / (fw / 2.0), view.tilt_y / (fh / 2.0)
+    p = np.array([[1, 0, -cxf], [0, 1, -cyf], [a, b, 1 - a * cxf - b * cyf]], np.float64)
+    s = unit / (fh * view.zoom)
+    c, sn = math.cos(view.roll), math.sin(view.roll)
+    rs = np.array([[s * c, -s * sn, 0], [s * sn, s * c, 0], [0, 0, 1]], np.float64)
+    t = np.array([[1, 0, view.cx], [0, 1, view.cy], [0, 0, 1]], np.float64)
+    return t @ rs @ p
+
+
+def _centre_for(
+    target: tuple[float, float],
+    at_field: tuple[float, float],
+    zoom: float,
+    roll: float,
+    unit: float,
+    fh: int,
+) -> tuple[float, float]:
+    """The view centre that puts scene point ``target`` at field offset ``at_field`` (pixels)."""
+    s = unit / (fh * zoom)
+    c, sn = math.cos(roll), math.sin(roll)
+    ox, oy = at_field
+    return target[0] - s * (c * ox - sn * oy), target[1] - s * (sn * ox + c * oy)
+
+
+def _clamp_view(view: _View, scene: Scene, fw: int, fh: int) -> _View:
+    """Shifts the view so the whole field stays on the texture (no mirrored papilla)."""
+    m = _homography(view, scene.unit, fw, fh)
+    corners = np.array([[[0, 0], [fw, 0], [fw, fh], [0, fh]]], np.float64)
+    q = cv2.perspectiveTransform(corners, m)[0]
+    dx = dy = 0.0
+    lo, hi = q.min(axis=0), q.max(axis=0)
+    if hi[0] - lo[0] < scene.width - 2:
+        dx = max(0.0, 1.0 - lo[0]) - max(0.0, hi[0] - (scene.width - 1))
+    if hi[1] - lo[1] < scene.height - 2:
+        dy = max(0.0, 1.0 - lo[1]) - max(0.0, hi[1] - (scene.height - 1))
+    if dx == 0.0 and dy == 0.0:
+        return view
+    return _View(
+        view.cx + dx,
+        view.cy + dy,
+        view.zoom,
+        view.roll,
+        view.tilt_x,
+        view.tilt_y,
+        view.blur_x,
+        view.blur_y,
+        view.gain,
+    )
+
+
+def _papilla_box(scene: Scene, m: np.ndarray, layout: _Layout) -> tuple[Box | None, float]:
+    """The papilla's box in frame pixels (clipped to the window) and its visible fraction."""
+    if scene.papilla_outline is None:
+        return None, 0.0
+    inv = np.linalg.inv(m)
+    pts = cv2.perspectiveTransform(scene.papilla_outline[None].astype(np.float64), inv)[0]
+    pts = pts.astype(np.float32)
+    full = abs(cv2.contourArea(pts))
+    if full <= 0:
+        return None, 0.0
+    area, inter = cv2.intersectConvexConvex(pts, layout.polygon)
+    frac = float(area / full) if inter is not None else 0.0
+    if frac < MIN_VISIBLE_FRACTION or inter is None:
+        return None, frac
+    inter = inter.reshape(-1, 2)
+    x0, y0 = inter.min(axis=0)
+    x1, y1 = inter.max(axis=0)
+    fx, fy, _, _ = layout.field
+    if x1 - x0 < 1.0 or y1 - y0 < 1.0:
+        return None, frac
+    return (float(x0 + fx), float(y0 + fy), float(x1 - x0), float(y1 - y0)), min(frac, 1.0)
+
+
+def _render_view(
+    scene: Scene, view: _View, layout: _Layout, template: np.ndarray
+) -> tuple[np.ndarray, Box | None, float]:
+    """Warps the scene into the window, lights it, and composes the frame."""
+    x, y, fw, fh = layout.field
+    m = _homography(view, scene.unit, fw, fh)
+    img = cv2.warpPerspective(
+        scene.texture,
+        m,
+        (fw, fh),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REFLECT_101,
+    )
+    kx, ky = int(round(abs(view.blur_x))) | 1, int(round(abs(view.blur_y))) | 1
+    if kx > 1 or ky > 1:
+        img = cv2.blur(img, (kx, ky))
+    # Light falls off towards the window's edge and with depth (1 / distance²).
+    depth_gain = (
+        np.clip(1.0 + view.tilt_x * layout.grid_x + view.tilt_y * layout.grid_y, 0.4, 2.0) ** 2
+    )
+    gain = np.clip(layout.vignette * depth_gain * (view.gain * 128.0), 0, 255).astype(np.uint8)
+    gain = cv2.cvtColor(
+        cv2.resize(gain, (fw, fh), interpolation=cv2.INTER_LINEAR), cv2.COLOR_GRAY2BGR
+    )
+    img = cv2.multiply(img, gain, scale=1.0 / 128.0)
+    img = cv2.bitwise_and(img, layout.mask)
+    out = template.copy()
+    out[y : y + fh, x : x + fw] = img
+    box, frac = _papilla_box(scene, m, layout)
+    return out, box, frac
+
+
+# ------------------------------------------------------------------------------------------
+# Patients and stills
+# ------------------------------------------------------------------------------------------
+def _rng(*keys: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence([int(k) for k in keys]))
+
+
+def _check_seed(seed: int) -> int:
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"phantom seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+_GROUP_CHUNK = 1024
+
+
+@functools.lru_cache(maxsize=256)
+def _group_sizes(seed: int, chunk: int) -> np.ndarray:
+    """Images per patient (1 to 4) for patients ``chunk * _GROUP_CHUNK`` onwards."""
+    rng = _rng(seed, _S_GROUPS, chunk)
+    return rng.choice([1, 2, 3, 4], size=_GROUP_CHUNK, p=[0.2, 0.3, 0.3, 0.2])
+
+
+def patient_of(index: int, seed: int) -> tuple[int, int]:
+    """Which patient a still belongs to, and which of that patient's images it is."""
+    if index < 0:
+        raise ValueError(f"still index must be >= 0, got {index}")
+    start, chunk = 0, 0
+    while True:
+        sizes = _group_sizes(seed, chunk)
+        total = int(sizes.sum())
+        if index < start + total:
+            ends = start + np.cumsum(sizes)
+            k = int(np.searchsorted(ends, index, side="right"))
+            first = int(ends[k] - sizes[k])
+            return chunk * _GROUP_CHUNK + k, index - first
+        start += total
+        chunk += 1
+
+
+@dataclass(frozen=True)
+class _Patient:
+    anatomy: Anatomy
+    case: CannulationCase
+    person: Demographics
+
+
+@functools.lru_cache(maxsize=64)
+def _patient(seed: int, population: int, key: int, patient_id: str) -> _Patient:
+    """Patient ``key`` of a population (0: stills, 1: videos) of the dataset ``seed``."""
+    anatomy = sample_anatomy(_rng(seed, _S_ANATOMY, population, key))
+    case = sample_case(anatomy.morphology, anatomy.size, _rng(seed, _S_CASE, population, key))
+    person = sample_demographics(patient_id, _rng(seed, _S_PERSON, population, key))
+    return _Patient(anatomy, case, person)
+
+
+def _still_patient(seed: int, k: int) -> _Patient:
+    return _patient(seed, 0, k, f"P{seed}-{k:05d}")
+
+
+@functools.lru_cache(maxsize=6)
+def _still_scene(seed: int, k: int, absent: bool, config: PhantomConfig) -> Scene:
+    patient = _still_patient(seed, k)
+    _, _, _, fh = field_rect(config.width, config.height)
+    u = fh * config.texture_scale
+    w, h = int(2.5 * u), int(2.3 * u)
+    anatomy = patient.anatomy
+    if not config.bubbles:
+        anatomy = _without_bubbles(anatomy)
+    rng = _rng(seed, _S_SCENE, k, int(absent))
+    papilla = None if absent else (w * rng.uniform(0.45, 0.55), h * rng.uniform(0.45, 0.55))
+    return build_scene(anatomy, w, h, u, papilla, rng)
+
+
+def _without_bubbles(anatomy: Anatomy) -> Anatomy:
+    values = asdict(anatomy)
+    values["bubbles"] = 0
+    return Anatomy(**values)
+
+
+@functools.lru_cache(maxsize=16)
+def _template(config: PhantomConfig, person: Demographics) -> np.ndarray:
+    return _frame_template(config, person)
+
+
+def render_still(
+    index: int, seed: int, config: PhantomConfig | None = None
+) -> tuple[np.ndarray, PhantomTruth]:
+    """Renders still ``index`` of the dataset defined by ``seed``.
+
+    Consecutive indices share a patient (1 to 4 images each, same papilla and case) seen from
+    independent random views; with ``config.absent_fraction`` some views have no papilla.
+
+    Args:
+        index: image number, from 0.
+        seed: dataset seed (non-negative).
+        config: rendering settings; defaults to ``PhantomConfig()``.
+
+    Returns:
+        The BGR uint8 frame and its ground truth.
+    """
+    config = config or PhantomConfig()
+    seed = _check_seed(seed)
+    k, _ = patient_of(int(index), seed)
+    patient = _still_patient(seed, k)
+    rng = _rng(seed, _S_VIEW, int(index))
+    absent = bool(rng.random() < config.absent_fraction)
+    scene = _still_scene(seed, k, absent, config)
+    layout = _layout(config)
+    _, _, fw, fh = layout.field
+
+    zoom = float(np.exp(rng.uniform(math.log(0.85), math.log(1.6))))
+    roll = math.radians(float(rng.uniform(-35.0, 35.0)))
+    tilt_x, tilt_y = (float(v) for v in np.clip(rng.normal(0.0, 0.12, 2), -0.25, 0.25))
+    if scene.papilla_centre is not None:
+        if rng.random() < 0.06:  # at the edge of the field, partly out of view
+            a = rng.uniform(0, 2 * math.pi)
+            off = (0.5 * fw * math.cos(a), 0.5 * fh * math.sin(a))
+        else:
+            off = (
+                float(np.clip(rng.normal(0, 0.16), -0.38, 0.38)) * fw,
+                float(np.clip(rng.normal(0, 0.14), -0.34, 0.34)) * fh,
+            )
+        cx, cy = _centre_for(scene.papilla_centre, off, zoom, roll, scene.unit, fh)
+    else:
+        cx = scene.width * rng.uniform(0.4, 0.6)
+        cy = scene.height * rng.uniform(0.4, 0.6)
+    blur_x = blur_y = 0.0
+    if rng.random() < config.blur_fraction:
+        length = rng.uniform(3.0, 16.0) * fh / 662.0
+        a = rng.uniform(0, math.pi)
+        blur_x, blur_y = length * math.cos(a), length * math.sin(a)
+    gain = float(rng.uniform(0.85, 1.12))
+    view = _clamp_view(
+        _View(cx, cy, zoom, roll, tilt_x, tilt_y, blur_x, blur_y, gain), scene, fw, fh
+    )
+    template = _template(config, patient.person)
+    image, box, frac = _render_view(scene, view, layout, template)
+    _draw_clock(image, config, patient.person.exam_time_s + 17.0 * (index - k))
+    truth = PhantomTruth(
+        box,
+        patient.anatomy.morphology,
+        patient.case,
+        patient.person.patient_id,
+        layout.field,
+        frac,
+        patient.anatomy.size,
+    )
+    return image, truth
+
+
+class Phantom:
+    """Still-mode phantom bound to a seed and a config: ``Phantom(seed).still(i)``."""
+
+    def __init__(self, seed: int = 0, config: PhantomConfig | None = None):
+        self.seed = _check_seed(seed)
+        self.config = config or PhantomConfig()
+
+    def still(self, index: int) -> tuple[np.ndarray, PhantomTruth]:
+        """Still ``index``; see ``render_still``."""
+        return render_still(index, self.seed, self.config)
+
+
+# ------------------------------------------------------------------------------------------
+# Video
+# ------------------------------------------------------------------------------------------
+_PARAMS = ("cx", "cy", "zoom", "roll", "tilt_x", "tilt_y")
+
+
+class PhantomVideo:
+    """Video-mode phantom: one patient, the scope wandering, approaching and leaving the papilla.
+
+    ``frame(i)`` is a pure function of ``(seed, config, i)``; sequential access costs one warp
+    per frame, random access the same (the trajectory's key points are cached).
+    """
+
+    _TRANSITIONS = {
+        "away": (("near", 0.6), ("away", 0.4)),
+        "near": (("papilla", 0.7), ("away", 0.3)),
+        "papilla": (("papilla", 0.5), ("near", 0.3), ("away", 0.2)),
+    }
+
+    def __init__(self, seed: int = 0, config: PhantomConfig | None = None):
+        self.seed = _check_seed(seed)
+        self.config = config or PhantomConfig()
+        self._layout = _layout(self.config)
+        self._patient = _patient(self.seed, 1, 0, f"V{self.seed}-00000")
+        _, _, fw, fh = self._layout.field
+        self._fw, self._fh = fw, fh
+        u = fh * self.config.texture_scale
+        anatomy = self._patient.anatomy
+        if not self.config.bubbles:
+            anatomy = _without_bubbles(anatomy)
+        w, h = int(3.5 * u), int(2.5 * u)
+        self._papilla = (1.05 * u, 1.25 * u)
+        self.scene = build_scene(anatomy, w, h, u, self._papilla, _rng(self.seed, _S_VIDEO, 0))
+        self._template = _frame_template(self.config, self._patient.person)
+        self._keys: list[tuple[float, str, np.ndarray]] = []  # (time, kind, params)
+        self._lock = threading.Lock()
+        jr = _rng(self.seed, _S_VIDEO, 1)
+        # Hand tremor and breathing: a few sinusoids per parameter.
+        self._jitter = [
+            (jr.uniform(0.15, 1.6, 3), jr.uniform(0, 2 * math.pi, 3), amp)
+            for amp in (0.012 * u, 0.012 * u, 0.015, 0.006, 0.01, 0.01)
+        ]
+
+    @property
+    def case(self) -> CannulationCase:
+        return self._patient.case
+
+    @property
+    def morphology(self) -> str:
+        return self._patient.anatomy.morphology
+
+    @property
+    def patient_id(self) -> str:
+        return self._patient.person.patient_id
+
+    def _key(self, k: int, previous: str | None) -> tuple[float, str, np.ndarray]:
+        rng = _rng(self.seed, _S_VIDEO, 2, k)
+        if previous is None:
+            kind = "near"
+        else:
+            kinds, probs = zip(*self._TRANSITIONS[previous], strict=True)
+            kind = kinds[int(rng.choice(len(kinds), p=probs))]
+        u, fw, fh = self.scene.unit, self._fw, self._fh
+        roll = math.radians(float(rng.normal(0.0, 12.0)))
+        tilt = np.clip(rng.normal(0.0, 0.08, 2), -0.2, 0.2)
+        if kind == "papilla":
+            zoom = float(rng.uniform(1.1, 1.7))
+            off = (float(rng.normal(0, 0.08)) * fw, float(rng.normal(0, 0.08)) * fh)
+            duration = rng.uniform(2.0, 4.5) if previous == "papilla" else rng.uniform(1.5, 3.0)
+        elif kind == "near":
+            zoom = float(rng.uniform(0.9, 1.2))
+            side = rng.integers(0, 4)
+            frac = rng.uniform(0.3, 0.5)
+            off = [(frac * fw, 0.0), (-frac * fw, 0.0), (0.0, frac * fh), (0.0, -frac * fh)][side]
+            duration = rng.uniform(1.2, 2.8)
+        else:
+            zoom = float(rng.uniform(1.0, 1.3))
+            roll = math.radians(float(rng.normal(0.0, 20.0)))
+            # Papilla well left of the field: the view looks further along the wall.
+            off = (-float(rng.uniform(1.05, 1.5)) * fh * zoom, float(rng.normal(0, 0.1)) * fh)
+            duration = rng.uniform(1.5, 3.5)
+        cx, cy = _centre_for(self._papilla, off, zoom, roll, u, fh)
+        view = _clamp_view(
+            _View(cx, cy, zoom, roll, float(tilt[0]), float(tilt[1])), self.scene, fw, fh
+        )
+        params = np.array([view.cx, view.cy, zoom, roll, view.tilt_x, view.tilt_y], np.float64)
+        start = 0.0 if not self._keys else self._keys[-1][0]
+        return (start + (0.0 if previous is None else float(duration)), kind, params)
+
+    def _keys_until(self, t: float) -> list[tuple[float, str, np.ndarray]]:
+        with self._lock:
+            while len(self._keys) < 3 or self._keys[-2][0] <= t:
+                previous = self._keys[-1][1] if self._keys else None
+                self._keys.append(self._key(len(self._keys), previous))
+            return self._keys
+
+    def _params(self, t: float) -> np.ndarray:
+        keys = self._keys_until(t)
+        times = [k[0] for k in keys]
+        i = max(0, int(np.searchsorted(times, t, side="right")) - 1)
+        t0, t1 = times[i], times[i + 1]
+        p0, p1 = keys[i][2], keys[i + 1][2]
+        pm = keys[i - 1][2] if i > 0 else p0
+        pp = keys[i + 2][2] if i + 2 < len(keys) else p1
+        tm = times[i - 1] if i > 0 else t0 - 1.0
+        tp = times[i + 2] if i + 2 < len(keys) else t1 + 1.0
+        dt = t1 - t0
+        m0 = 0.5 * (p1 - pm) / (t1 - tm) * dt
+        m1 = 0.5 * (pp - p0) / (tp - t0) * dt
+        s = (t - t0) / dt
+        h00, h10 = 2 * s**3 - 3 * s**2 + 1, s**3 - 2 * s**2 + s
+        h01, h11 = -2 * s**3 + 3 * s**2, s**3 - s**2
+        p = h00 * p0 + h10 * m0 + h01 * p1 + h11 * m1
+        for j, (freq, phase, amp) in enumerate(self._jitter):
+            p[j] += amp * float(np.sum(np.sin(2 * math.pi * freq * t + phase))) / 3.0
+        return p
+
+    def _view(self, t: float) -> _View:
+        p = self._params(t)
+        p_prev = self._params(max(0.0, t - 1.0 / self.config.fps))
+        s = self.scene.unit / (self._fh * p[2])
+        c, sn = math.cos(p[3]), math.sin(p[3])
+        dx, dy = (p[0] - p_prev[0]) / s, (p[1] - p_prev[1]) / s
+        vx, vy = c * dx + sn * dy, -sn * dx + c * dy  # field pixels per frame
+        blur = 0.5 if math.hypot(vx, vy) > 3.0 else 0.0
+        view = _View(
+            float(p[0]),
+            float(p[1]),
+            float(p[2]),
+            float(p[3]),
+            float(p[4]),
+            float(p[5]),
+            blur * vx,
+            blur * vy,
+            float(1.0 - 0.12 * (p[2] - 1.0)),
+        )
+        return _clamp_view(view, self.scene, self._fw, self._fh)
+
+    def frame(self, i: int) -> tuple[np.ndarray, PhantomTruth]:
+        """Frame ``i`` (from 0) at time ``i / fps``: the BGR image and its ground truth."""
+        if i < 0:
+            raise ValueError(f"frame index must be >= 0, got {i}")
+        t = i / self.config.fps
+        image, box, frac = _render_view(self.scene, self._view(t), self._layout, self._template)
+        _draw_clock(image, self.config, self._patient.person.exam_time_s + t)
+        p = self._patient
+        truth = PhantomTruth(
+            box,
+            p.anatomy.morphology,
+            p.case,
+            p.person.patient_id,
+            self._layout.field,
+            frac,
+            p.anatomy.size,
+        )
+        return image, truth
+
+
+# ------------------------------------------------------------------------------------------
+# Live source
+# ------------------------------------------------------------------------------------------
+class PhantomSource:
+    """The phantom as a ``FrameSource``: paced at ``fps`` (if realtime), truth on every frame.
+
+    Args:
+        seed: phantom seed.
+        config: rendering settings.
+        mode: "video" (smooth scope motion) or "still" (independent images).
+        realtime: pace ``read()`` at ``config.fps`` with ``time.monotonic``; if False, return
+            frames as fast as they render.
+        max_frames: end of the source after this many frames (None: endless).
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        config: PhantomConfig | None = None,
+        mode: str = "video",
+        realtime: bool = True,
+        max_frames: int | None = None,
+    ):
+        if mode not in ("video", "still"):
+            raise ConfigError(f"phantom mode {mode!r} is unknown; expected 'video' or 'still'")
+        if max_frames is not None and max_frames < 0:
+            raise ConfigError(f"max_frames must be >= 0 or None, got {max_frames}")
+        self.config = config or PhantomConfig()
+        self.seed = _check_seed(seed)
+        self.mode = mode
+        self.name = f"phantom:{mode}:{seed}"
+        self.fps = float(self.config.fps)
+        self.realtime = realtime
+        self.max_frames = max_frames
+        self._video = PhantomVideo(seed, self.config) if mode == "video" else None
+        self._index = 0
+        self._t0: float | None = None
+        self._closed = threading.Event()
+
+    def read(self) -> Frame | None:
+        """The next frame, or None when closed or after ``max_frames``."""
+        if self._closed.is_set():
+            return None
+        if self.max_frames is not None and self._index >= self.max_frames:
+            return None
+        i = self._index
+        if self.realtime:
+            now = time.monotonic()
+            if self._t0 is None:
+                self._t0 = now
+            due = self._t0 + i / self.fps
+            if due > now:
+                if self._closed.wait(due - now):
+                    return None
+            elif now - due > 2.0 / self.fps:
+                self._t0 = now - i / self.fps  # fell behind: do not burst to catch up
+        if self._video is not None:
+            image, truth = self._video.frame(i)
+        else:
+            image, truth = render_still(i, self.seed, self.config)
+        self._index += 1
+        return Frame(
+            image=image, index=i, t=time.monotonic(), position_s=i / self.fps, truth=truth.to_json()
+        )
+
+    def close(self) -> None:
+        """Ends the source; idempotent, and wakes a ``read()`` waiting for its frame."""
+        self._closed.set()
+
+    def __enter__(self) -> PhantomSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
