@@ -13,6 +13,7 @@ from app.core.errors import ErcpError
 #: subcommand -> module. Each module defines HELP, add_arguments(parser) and run(args) -> int,
 #: and imports its heavy dependencies inside run() so that ``--help`` stays fast.
 COMMANDS: dict[str, str] = {
+    "devices": "app.commands.devices",
     "phantom": "app.commands.phantom",
 }
 DEFAULT_COMMAND = "gui"

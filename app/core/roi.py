@@ -54,22 +54,40 @@ def _luminance(image: np.ndarray) -> np.ndarray:
     return image.max(axis=2)
 
 
-def _refine_edges(mask: np.ndarray, rect: Rect, pad: int) -> Rect:
-    """Snap a coarse rectangle's edges to the full-resolution mask within ``pad`` pixels."""
+def _refine_edges(image: np.ndarray, level: float, rect: Rect, pad: int) -> Rect:
+    """Snap a coarse rectangle's edges to full-resolution picture pixels within ``pad``.
+
+    Each edge is searched in a strip across it, restricted to the central half of the other
+    axis so that text beside the field cannot move it; a column (row) is picture when more
+    than a quarter of its strip is brighter than ``level``.
+    """
     x, y, w, h = rect
-    height, width = mask.shape
-    x0, y0 = max(0, x - pad), max(0, y - pad)
-    x1, y1 = min(width, x + w + pad), min(height, y + h + pad)
-    # Only the central band of the other axis, so text beside the field cannot extend it.
-    cy0, cy1 = y + h // 4, y + h - h // 4
-    cx0, cx1 = x + w // 4, x + w - w // 4
-    cols = np.flatnonzero(mask[cy0:cy1, x0:x1].mean(axis=0) > 0.25)
-    rows = np.flatnonzero(mask[y0:y1, cx0:cx1].mean(axis=1) > 0.25)
-    if cols.size == 0 or rows.size == 0:
-        return rect
-    nx0, nx1 = x0 + int(cols[0]), x0 + int(cols[-1]) + 1
-    ny0, ny1 = y0 + int(rows[0]), y0 + int(rows[-1]) + 1
-    return nx0, ny0, nx1 - nx0, ny1 - ny0
+    height, width = image.shape[:2]
+    cy0, cy1 = y + h // 4, max(y + h // 4 + 1, y + h - h // 4)
+    cx0, cx1 = x + w // 4, max(x + w // 4 + 1, x + w - w // 4)
+
+    def picture(strip: np.ndarray, axis: int) -> np.ndarray:
+        return np.flatnonzero((_luminance(strip) > level).mean(axis=axis) > 0.25)
+
+    def edge(lo: int, hi: int, band: tuple[int, int], vertical: bool, first: bool) -> int | None:
+        lo, hi = max(0, lo), min(width if vertical else height, hi)
+        if hi <= lo:
+            return None
+        strip = image[band[0] : band[1], lo:hi] if vertical else image[lo:hi, band[0] : band[1]]
+        hits = picture(strip, 0 if vertical else 1)
+        if hits.size == 0:
+            return None
+        return lo + int(hits[0]) if first else lo + int(hits[-1]) + 1
+
+    left = edge(x - pad, x + pad, (cy0, cy1), True, True)
+    right = edge(x + w - pad, x + w + pad, (cy0, cy1), True, False)
+    top = edge(y - pad, y + pad, (cx0, cx1), False, True)
+    bottom = edge(y + h - pad, y + h + pad, (cx0, cx1), False, False)
+    x0 = x if left is None else left
+    x1 = x + w if right is None else right
+    y0 = y if top is None else top
+    y1 = y + h if bottom is None else bottom
+    return x0, y0, max(1, x1 - x0), max(1, y1 - y0)
 
 
 def find_field(image: np.ndarray, params: FieldParams | None = None) -> Rect:
@@ -88,9 +106,8 @@ def find_field(image: np.ndarray, params: FieldParams | None = None) -> Rect:
     if image.ndim not in (2, 3) or image.shape[0] < 8 or image.shape[1] < 8:
         raise ConfigError(f"find_field needs an image of at least 8x8 pixels, got {image.shape}")
     height, width = image.shape[:2]
-    lum = _luminance(image)
     scale = min(1.0, _WORK_WIDTH / width)
-    small = cv2.resize(lum, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    small = _luminance(cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
     sh, sw = small.shape
     margin = max(1, int(round(p.border_margin * max(sh, sw))))
     ring = np.concatenate(
@@ -117,8 +134,7 @@ def find_field(image: np.ndarray, params: FieldParams | None = None) -> Rect:
         int(np.ceil(bw / scale)),
         int(np.ceil(bh / scale)),
     )
-    full_mask = lum > level
-    rect = _refine_edges(full_mask, coarse, pad=int(np.ceil(2 / scale)) + 1)
+    rect = _refine_edges(image, level, coarse, pad=int(np.ceil(2 / scale)) + 1)
     x, y, w, h = rect
     if w >= p.full_frame * width and h >= p.full_frame * height:
         return whole_frame(image)
