@@ -449,18 +449,21 @@ def _still_patient(seed: int, k: int) -> _Patient:
     return _patient(seed, 0, k, f"P{seed}-{k:05d}")
 
 
-@functools.lru_cache(maxsize=6)
-def _still_scene(seed: int, k: int, absent: bool, config: PhantomConfig) -> Scene:
+def _still_scene_args(seed: int, k: int, absent: bool, config: PhantomConfig) -> tuple:
+    """The arguments of ``build_scene`` for patient ``k``'s still scene."""
     patient = _still_patient(seed, k)
     _, _, _, fh = field_rect(config.width, config.height)
     u = fh * config.texture_scale
     w, h = int(2.5 * u), int(2.3 * u)
-    anatomy = patient.anatomy
-    if not config.bubbles:
-        anatomy = _without_bubbles(anatomy)
+    anatomy = patient.anatomy if config.bubbles else _without_bubbles(patient.anatomy)
     rng = _rng(seed, _S_SCENE, k, int(absent))
     papilla = None if absent else (w * rng.uniform(0.45, 0.55), h * rng.uniform(0.45, 0.55))
-    return build_scene(anatomy, w, h, u, papilla, rng)
+    return anatomy, w, h, u, papilla, rng
+
+
+@functools.lru_cache(maxsize=6)
+def _still_scene(seed: int, k: int, absent: bool, config: PhantomConfig) -> Scene:
+    return build_scene(*_still_scene_args(seed, k, absent, config))
 
 
 def _without_bubbles(anatomy: Anatomy) -> Anatomy:
@@ -579,12 +582,8 @@ class PhantomVideo:
         _, _, fw, fh = self._layout.field
         self._fw, self._fh = fw, fh
         u = fh * self.config.texture_scale
-        anatomy = self._patient.anatomy
-        if not self.config.bubbles:
-            anatomy = _without_bubbles(anatomy)
-        w, h = int(3.5 * u), int(2.5 * u)
         self._papilla = (1.05 * u, 1.25 * u)
-        self.scene = build_scene(anatomy, w, h, u, self._papilla, _rng(self.seed, _S_VIDEO, 0))
+        self.scene = self._build_scene()
         self._template = _frame_template(self.config, self._patient.person)
         self._keys: list[tuple[float, str, np.ndarray]] = []  # (time, kind, params)
         self._lock = threading.Lock()
@@ -594,6 +593,15 @@ class PhantomVideo:
             (jr.uniform(0.15, 1.6, 3), jr.uniform(0, 2 * math.pi, 3), amp)
             for amp in (0.012 * u, 0.012 * u, 0.015, 0.006, 0.01, 0.01)
         ]
+
+    def _build_scene(self, nodule: bool = True) -> Scene:
+        u = self._fh * self.config.texture_scale
+        anatomy = self._patient.anatomy
+        if not self.config.bubbles:
+            anatomy = _without_bubbles(anatomy)
+        w, h = int(3.5 * u), int(2.5 * u)
+        rng = _rng(self.seed, _S_VIDEO, 0)
+        return build_scene(anatomy, w, h, u, self._papilla, rng, nodule=nodule)
 
     @property
     def case(self) -> CannulationCase:
@@ -626,13 +634,13 @@ class PhantomVideo:
             side = rng.integers(0, 4)
             frac = rng.uniform(0.3, 0.5)
             off = [(frac * fw, 0.0), (-frac * fw, 0.0), (0.0, frac * fh), (0.0, -frac * fh)][side]
-            duration = rng.uniform(1.2, 2.8)
+            duration = rng.uniform(1.5, 3.0)
         else:
             zoom = float(rng.uniform(1.0, 1.3))
             roll = math.radians(float(rng.normal(0.0, 20.0)))
             # Papilla well left of the field: the view looks further along the wall.
             off = (-float(rng.uniform(1.05, 1.5)) * fh * zoom, float(rng.normal(0, 0.1)) * fh)
-            duration = rng.uniform(1.5, 3.5)
+            duration = rng.uniform(2.5, 4.5)
         cx, cy = _centre_for(self._papilla, off, zoom, roll, u, fh)
         view = _clamp_view(
             _View(cx, cy, zoom, roll, float(tilt[0]), float(tilt[1])), self.scene, fw, fh
