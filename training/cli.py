@@ -11,6 +11,9 @@ from app.cli import build_parser, parse_and_run
 #: imports torch inside run() so that ``--help`` stays fast.
 COMMANDS: dict[str, str] = {
     "classify": "training.commands.classify",
+    "evaluate-classify": "training.commands.evaluate_classify",
+    "import-kvasir": "training.commands.import_kvasir",
+    "detect": "training.commands.detect",
 }
 
 
