@@ -28,8 +28,9 @@ class FieldParams:
             its outer ``border_margin`` fraction (each side) is at most ``max_border_level``.
         max_border_level: see ``border_margin`` (0..255).
         threshold: luminance above the border level that counts as picture.
-        text_stroke: opening kernel as a fraction of the frame height; wider than burned-in
-            text strokes, narrower than any field, so text never joins the field.
+        text_stroke: opening kernel as a fraction of the frame height; taller than a line
+            of burned-in text, so text vanishes even where it touches the field, and far
+            smaller than any field.
         min_area: a field smaller than this fraction of the frame is not believed.
         full_frame: a field covering this fraction of both dimensions is the whole frame.
     """
@@ -37,7 +38,7 @@ class FieldParams:
     border_margin: float = 0.01
     max_border_level: float = 40.0
     threshold: float = 18.0
-    text_stroke: float = 0.03
+    text_stroke: float = 0.06
     min_area: float = 0.08
     full_frame: float = 0.97
 

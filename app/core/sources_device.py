@@ -179,6 +179,7 @@ class SignalMonitor:
         self._blank_since: float | None = None
         self._frozen_since: float | None = None
         self._previous: np.ndarray | None = None
+        self._previous_t = 0.0
 
     def reset(self) -> None:
         """Forget the history (after a reopen)."""
@@ -194,12 +195,14 @@ class SignalMonitor:
         else:
             self._blank_since = None
         previous, self._previous = self._previous, image
+        previous_t, self._previous_t = self._previous_t, now
         if (
             previous is not None
             and previous.shape == image.shape
             and np.array_equal(previous, image)
         ):
-            self._frozen_since = now if self._frozen_since is None else self._frozen_since
+            # Frozen since the first of the identical frames arrived.
+            self._frozen_since = previous_t if self._frozen_since is None else self._frozen_since
         else:
             self._frozen_since = None
         if self._blank_since is not None and now - self._blank_since >= self.blank_s:
@@ -302,7 +305,7 @@ class DeviceSource:
     # -- state ------------------------------------------------------------------------------
     @property
     def status(self) -> str:
-        """ "ok" while frames flow, "lost" while the signal is gone, "closed" after close()."""
+        """One of "ok" (frames flow), "lost" (no signal, retrying) or "closed"."""
         return self._status
 
     @property
@@ -391,10 +394,11 @@ class DeviceSource:
                         continue
                     self._monitor.reset()
                     with self._cond:
+                        # Open counts as ok; no frame within stall_s makes read() call it lost.
                         self._last_frame_t = time.monotonic()
                         self._retry_at = None
-                        if self._status == "lost":
-                            self._reason = "device open, waiting for the first frame"
+                        if self._status != "closed":
+                            self._status, self._reason = "ok", ""
                     if self.frames_captured:
                         self.reconnects += 1
                 ok, image = cap.read()
@@ -420,6 +424,7 @@ class DeviceSource:
                     if self._status == "lost":
                         log.info("%s: signal back", self.name)
                     self._status, self._reason = "ok", ""
+                    self._retry_at = None
                     if self._slot is not None:
                         self.dropped += 1
                     self._slot = (image, now)

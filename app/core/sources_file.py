@@ -305,9 +305,16 @@ class PlaybackSource:
         return f"{type(self).__name__}({self.name!r}, fps={self.fps:g})"
 
 
-def _premature_end_tolerance(frame_count: int, fps: float) -> int:
-    # Containers without an exact frame count (mkv) estimate it from duration * fps, which
-    # can be a frame or two off.
+#: Containers whose header counts the frames exactly; others (mkv, webm, ts) estimate the
+#: count from duration * fps, which can be a frame or two off.
+_EXACT_COUNT_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi")
+
+
+def _premature_end_tolerance(path: Path, frame_count: int, fps: float) -> int:
+    # One frame of slack even for exact counts: an edit list can hide a frame the header
+    # counts, and a false "corrupt" after a full replay would be worse than missing one frame.
+    if path.suffix.lower() in _EXACT_COUNT_SUFFIXES:
+        return 1
     return max(2, min(int(0.01 * frame_count), int(fps)))
 
 
@@ -381,7 +388,8 @@ class FileSource(PlaybackSource):
                 return self._cursor, image
         self._ended = True
         count = self._frame_count
-        if count is not None and self._cursor < count - _premature_end_tolerance(count, self.fps):
+        tolerance = _premature_end_tolerance(self.path, count or 0, self.fps)
+        if count is not None and self._cursor < count - tolerance:
             raise SourceError(
                 f"video ended at frame {self._cursor} of {count}: {self.path.name} is "
                 "truncated or corrupt"

@@ -42,12 +42,12 @@ def make_video(
     fps: int = 30,
     frames: int = 60,
 ) -> Path:
-    """Encode ffmpeg's ``testsrc`` pattern (a frame counter that changes every frame)."""
+    """Encode ffmpeg's ``testsrc2`` pattern (moving shapes: every frame differs)."""
     if FFMPEG is None:
         raise RuntimeError("ffmpeg is not installed")
     cmd = [
         FFMPEG, "-loglevel", "error", "-y", "-f", "lavfi",
-        "-i", f"testsrc=size={size[0]}x{size[1]}:rate={fps}",
+        "-i", f"testsrc2=size={size[0]}x{size[1]}:rate={fps}",
         "-frames:v", str(frames), *spec.codec_args, str(path),
     ]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, timeout=60)
