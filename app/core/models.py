@@ -425,7 +425,7 @@ def load_model(
         tuple(ORT_PROVIDERS[s] for s in order), session.get_providers()[0], tuple(fallbacks)
     )
     for provider, reason in fallbacks:
-        log.info("model %s: skipped %s: %s", path.name, provider, reason)
+        log.debug("model %s: skipped %s: %s", path.name, provider, reason)
     model = OnnxModel(path, session, info, sha256_of(path), report)
     zero = np.zeros((1, info.input.height, info.input.width, 3), np.uint8)
     try:
@@ -439,5 +439,5 @@ def load_model(
         ) from exc
     if warmup:
         model.run(zero)
-    log.info("loaded %s from %s on %s", info.label, path.name, report.summary())
+    log.info("loaded %s from %s on %s", info.label, path.name, report.chosen_short.upper())
     return model

@@ -225,8 +225,27 @@ def _text_size(text: str, scale: float, weight: float = 1.6) -> tuple[int, int]:
     return w, h
 
 
-def _draw_difficulty(out: np.ndarray, prediction: Prediction, scale: float) -> None:
-    """Top-right panel: "Difficulty: <label>" and one labelled bar per class."""
+def _panel_x(frame_width: int, panel_width: int, pad: int, field: Rect | None) -> int:
+    """Left edge of a top panel: beside the field if the border has room, else top-right."""
+    right = frame_width - panel_width - pad
+    if field is None:
+        return right
+    fx, _, fw, _ = field
+    if frame_width - (fx + fw) >= panel_width + 2 * pad:
+        return right
+    if fx >= panel_width + 2 * pad:
+        return pad
+    return right
+
+
+def _draw_difficulty(
+    out: np.ndarray, prediction: Prediction, scale: float, field: Rect | None
+) -> None:
+    """Top panel: "Difficulty: <label>" and one labelled bar per class.
+
+    It goes in the black border beside the field when there is room (so it hides no
+    mucosa), else in the top-right corner.
+    """
     difficulty = prediction.difficulty
     if difficulty is None:
         return
@@ -244,7 +263,7 @@ def _draw_difficulty(out: np.ndarray, prediction: Prediction, scale: float) -> N
         + 2 * pad
     )
     height = pad + line * (len(names) + 1) + pad // 2
-    x0 = out.shape[1] - width - pad
+    x0 = _panel_x(out.shape[1], width, pad, field)
     y0 = pad
     _panel(out, x0, y0, width, height)
     _text(out, title, (x0 + pad, y0 + line), scale, TEXT_COLOUR, 2.0)
@@ -368,7 +387,7 @@ def render_overlay(
         if prediction.box is not None and (options.box or options.centroid):
             _draw_box(out, prediction.box, scale, options.centroid, options.box)
         if options.difficulty:
-            _draw_difficulty(out, prediction, scale)
+            _draw_difficulty(out, prediction, scale, field_rect or prediction.roi)
     if options.hud and hud is not None:
         _draw_hud(out, hud, scale)
     if ai_paused:

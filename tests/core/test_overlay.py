@@ -157,3 +157,13 @@ def test_text_scales_with_frame_height(height):
     panel_height = ys.max() - ys.min()
     # The panel is ~100 px tall at 720 lines and grows in proportion.
     assert panel_height == pytest.approx(100 * height / 720, rel=0.15)
+
+
+def test_difficulty_panel_moves_into_a_wide_border():
+    image = np.zeros((720, 1280, 3), np.uint8)
+    field = (600, 20, 660, 680)  # room on the left only
+    out = render_overlay(
+        image, prediction(roi=field, box=None, heatmap=None), only(difficulty=True)
+    )
+    ys, xs = np.nonzero(changed(out, image))
+    assert xs.max() < field[0] and ys.max() < 360
