@@ -15,6 +15,9 @@ from app.core.errors import ErcpError
 COMMANDS: dict[str, str] = {
     "devices": "app.commands.devices",
     "phantom": "app.commands.phantom",
+    "process": "app.commands.process",
+    "check-model": "app.commands.check_model",
+    "bench": "app.commands.bench",
 }
 DEFAULT_COMMAND = "gui"
 
