@@ -92,13 +92,15 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def atomic_write_png(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Atomically write a BGR (or grey) uint8 image as PNG.
+    """Atomically write a BGR (or grey) uint8/uint16 image as PNG.
 
     Raises:
         ExportError: when the image cannot be encoded or the file cannot be written.
     """
-    ok, buf = cv2.imencode(".png", image)
-    if not ok:
+    ok, buf = False, None
+    if image.dtype in (np.uint8, np.uint16) and image.ndim in (2, 3):
+        ok, buf = cv2.imencode(".png", image)
+    if not ok or buf is None:
         raise ExportError(
             f"cannot encode {os.fspath(path)} as PNG: expected a uint8 image (H, W[, 3]), "
             f"got dtype {image.dtype} shape {image.shape}"
