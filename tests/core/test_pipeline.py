@@ -1,4 +1,7 @@
-"""The pipeline: latest-item slots, frame processing, threads that never hold the video back."""
+"""The pipeline: latest-item slots, frame processing, threads that never hold the video back.
+
+Thread leaks are caught by the autouse ``no_thread_leaks`` fixture in tests/core/conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -17,20 +20,6 @@ from app.core.pipeline import FrameProcessor, LatestSlot, Pipeline
 from tests.onnx_fixtures import SlowModel
 
 BOX = (20.0, 24.0, 16.0, 12.0)
-
-
-@pytest.fixture
-def no_thread_leak():
-    """Fail a test that leaves threads running."""
-    before = set(threading.enumerate())
-    yield
-    deadline = time.monotonic() + 3.0
-    while time.monotonic() < deadline:
-        extra = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-        if not extra:
-            return
-        extra[0].join(0.1)
-    pytest.fail(f"threads left running: {[t.name for t in extra]}")
 
 
 def blob_image(box=BOX) -> np.ndarray:
@@ -149,7 +138,7 @@ def test_processor_finds_the_field_by_default(detector):
 
 
 # -- Pipeline ----------------------------------------------------------------------------------
-def test_every_frame_reaches_the_sinks_and_the_end_is_reported(detector, no_thread_leak):
+def test_every_frame_reaches_the_sinks_and_the_end_is_reported(detector):
     seen = []
     source = ListSource(40)
     with Pipeline(
@@ -169,7 +158,7 @@ def test_every_frame_reaches_the_sinks_and_the_end_is_reported(detector, no_thre
     assert source.closed.is_set() and not pipeline.running
 
 
-def test_slow_model_skips_predictions_not_frames(detector, no_thread_leak):
+def test_slow_model_skips_predictions_not_frames(detector):
     """A model at ~7 inferences/s on a 30 fps source: every frame is still displayed."""
     displayed, with_prediction = [], []
     source = ListSource(45, fps=30.0, realtime=True)
@@ -190,7 +179,7 @@ def test_slow_model_skips_predictions_not_frames(detector, no_thread_leak):
     assert with_prediction and all(with_prediction)  # predictions are never from the future
 
 
-def test_every_frame_is_recorded_with_a_slow_model(detector, tmp_path, no_thread_leak):
+def test_every_frame_is_recorded_with_a_slow_model(detector, tmp_path):
     from app.core.recording import Recorder
 
     recorder = Recorder(tmp_path / "rec", fps=30.0, raw=True, overlay=False, queue_frames=64)
@@ -210,7 +199,7 @@ def test_every_frame_is_recorded_with_a_slow_model(detector, tmp_path, no_thread
     assert len(lines) == 30
 
 
-def test_stale_predictions_are_not_returned(detector, no_thread_leak):
+def test_stale_predictions_are_not_returned(detector):
     config = EngineConfig(roi="full", stale_ms=100.0)
     made = []
     with Pipeline(
@@ -228,7 +217,7 @@ def test_stale_predictions_are_not_returned(detector, no_thread_leak):
         assert state.state == "paused" and state.reason == "source ended"
 
 
-def test_ai_state_off_without_models(no_thread_leak):
+def test_ai_state_off_without_models():
     with Pipeline(ListSource(2)) as pipeline:
         wait_until(lambda: pipeline.source_ended)
         assert pipeline.ai_state.state == "off"
@@ -236,7 +225,7 @@ def test_ai_state_off_without_models(no_thread_leak):
         assert pipeline.latest_frame().index == 1
 
 
-def test_inference_errors_are_reported_once_and_the_video_goes_on(no_thread_leak):
+def test_inference_errors_are_reported_once_and_the_video_goes_on():
     class Broken:
         def predict(self, image, roi):
             raise RuntimeError("model exploded")
@@ -257,7 +246,7 @@ def test_inference_errors_are_reported_once_and_the_video_goes_on(no_thread_leak
     assert state.state == "paused" and "model exploded" in state.reason
 
 
-def test_signal_loss_is_reported_and_recovered(detector, no_thread_leak):
+def test_signal_loss_is_reported_and_recovered(detector):
     lost = SignalLostError("card: signal lost (blank picture)")
     source = ListSource(10, script={3: lost, 4: lost, 5: lost})
     events = []
@@ -270,7 +259,7 @@ def test_signal_loss_is_reported_and_recovered(detector, no_thread_leak):
     assert pipeline.stats().frames_captured == 10
 
 
-def test_source_error_ends_capture_with_a_message(no_thread_leak):
+def test_source_error_ends_capture_with_a_message():
     source = ListSource(10, script={4: SourceError("clip.mp4 is truncated after frame 2")})
     with Pipeline(source) as pipeline:
         wait_until(lambda: pipeline.source_ended)
@@ -280,7 +269,7 @@ def test_source_error_ends_capture_with_a_message(no_thread_leak):
     ]
 
 
-def test_a_failing_sink_does_not_stop_the_others(no_thread_leak):
+def test_a_failing_sink_does_not_stop_the_others():
     good = []
 
     def bad(frame, prediction):
@@ -292,7 +281,7 @@ def test_a_failing_sink_does_not_stop_the_others(no_thread_leak):
     assert good == [0, 1, 2, 3, 4]
 
 
-def test_close_is_idempotent_and_unblocks_a_waiting_source(no_thread_leak):
+def test_close_is_idempotent_and_unblocks_a_waiting_source():
     source = ListSource(1000, fps=0.5, realtime=True)  # a read waits 2 s
     pipeline = Pipeline(source).start()
     time.sleep(0.05)
@@ -305,7 +294,7 @@ def test_close_is_idempotent_and_unblocks_a_waiting_source(no_thread_leak):
         pipeline.start()
 
 
-def test_models_can_be_swapped_and_ai_switched_off(detector, no_thread_leak):
+def test_models_can_be_swapped_and_ai_switched_off(detector):
     source = ListSource(200, fps=100.0, realtime=True)
     with Pipeline(source, config=EngineConfig(roi="full")) as pipeline:
         assert pipeline.ai_state.state == "off"
