@@ -25,6 +25,7 @@ from app.core.errors import ConfigError, ExportError, SourceError
 from app.core.export import ExportResult, export_frame
 from app.core.frame import Frame, Prediction
 from app.core.records import prediction_record
+from app.core.roi import FieldTracker, mask_outside
 from app.core.sources_file import PlaybackSource
 
 __all__ = [
@@ -89,6 +90,10 @@ class Recorder:
     segment and at the end. A write error stops the recording, keeps the closed segments,
     and is reported through ``error`` and ``on_error``; it never reaches the caller of
     ``submit()``.
+
+    With ``phi_mask`` (the default) both streams are black outside the endoscopic field,
+    found by a ``FieldTracker`` in the writer thread, as in every export: the patient data
+    that processors burn in beside the field never reaches the files.
     """
 
     def __init__(
@@ -105,6 +110,7 @@ class Recorder:
         queue_frames: int = 30,
         codec: str = "mp4v",
         min_free_bytes: int = 64 << 20,
+        phi_mask: bool = True,
         on_error: Callable[[ExportError], None] | None = None,
     ) -> None:
         """Configure a recording into ``out_dir`` (created by ``start()``).
@@ -133,6 +139,8 @@ class Recorder:
         self.codec = codec
         self.suffix = ".avi" if codec.upper() == "MJPG" else ".mp4"
         self.min_free_bytes = int(min_free_bytes)
+        self.phi_mask = bool(phi_mask)
+        self._tracker = FieldTracker() if phi_mask else None
         self.on_error = on_error
         self._queue: queue.Queue[tuple[Frame, np.ndarray | None, Prediction | None]] = queue.Queue(
             maxsize=queue_frames
@@ -200,6 +208,7 @@ class Recorder:
             "streams": list(self.streams),
             "codec": self.codec,
             "segment_seconds": self.segment_seconds,
+            "phi_mask": self.phi_mask,
             "config": self.config,
             "models": self.models,
             "started": self._started_iso,
@@ -369,6 +378,7 @@ class Recorder:
             "last_frame": frame.index,
             "first_t": None,
             "last_t": None,
+            "roi": None,
         }
 
     def _release_writers(self) -> None:
@@ -409,13 +419,18 @@ class Recorder:
             seg = self._segment
         if self._t0 is None:
             self._t0 = frame.t
+        roi = self._tracker.update(frame.image) if self._tracker is not None else None
         for stream, writer in self._writers.items():
             image = frame.image
             if stream == "overlay" and overlay_image is not None:
                 image = overlay_image
             if image.shape[:2] != (height, width):
                 image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+            if roi is not None:
+                image = mask_outside(image, roi)
             writer.write(image)
+        if roi is not None:
+            seg["roi"] = list(roi)
         record = prediction_record(frame, pred, t0=self._t0)
         self._jsonl.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._jsonl.flush()

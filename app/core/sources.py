@@ -42,7 +42,7 @@ SOURCE_SPECS = "'phantom', 'phantom:SEED', 'device:N', /dev/videoN, a video file
 _DEVICE_OPTIONS = ("width", "height", "fps", "fourcc", "backend")
 
 
-def _phantom(seed_text: str, realtime: bool) -> FrameSource:
+def _phantom(seed_text: str, realtime: bool, config: Any = None) -> FrameSource:
     try:
         seed = int(seed_text) if seed_text else 0
     except ValueError:
@@ -52,7 +52,7 @@ def _phantom(seed_text: str, realtime: bool) -> FrameSource:
     # Imported here: the phantom renderer is only needed when asked for.
     from app.core.phantom import PhantomSource
 
-    return PhantomSource(seed=seed, realtime=realtime)
+    return PhantomSource(seed=seed, config=config, realtime=realtime)
 
 
 def open_source(spec: str, *, realtime: bool = True, **options: Any) -> FrameSource:
@@ -65,7 +65,8 @@ def open_source(spec: str, *, realtime: bool = True, **options: Any) -> FrameSou
         realtime: pace finite sources at their frame rate (False: as fast as possible).
         **options: ``width``, ``height``, ``fps``, ``fourcc``, ``backend`` and other
             ``DeviceSource`` keywords for devices; ``speed`` for files and folders; ``fps``
-            for image folders. Options that do not apply to the source are ignored.
+            for image folders; ``phantom_config`` (a ``PhantomConfig``) for the phantom.
+            Options that do not apply to the source are ignored.
 
     Raises:
         SourceError: when the spec names nothing this knows, or the source cannot be opened.
@@ -73,7 +74,7 @@ def open_source(spec: str, *, realtime: bool = True, **options: Any) -> FrameSou
     text = str(spec).strip()
     given = {k: v for k, v in options.items() if v is not None}
     if text == "phantom" or text.startswith("phantom:"):
-        return _phantom(text.partition(":")[2], realtime)
+        return _phantom(text.partition(":")[2], realtime, given.get("phantom_config"))
     device: int | str | None = None
     if text.startswith("device:"):
         target = text.partition(":")[2]

@@ -479,3 +479,24 @@ def test_sha256_file(tmp_path):
     data = os.urandom(3 << 20)  # more than one chunk
     path.write_bytes(data)
     assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+
+
+def test_recordings_are_phi_masked_by_default(tmp_path):
+    image, field, text = processor_frame(320, 180, seed=4)
+    for phi_mask in (True, False):
+        out = tmp_path / f"rec_{phi_mask}"
+        rec = Recorder(out, fps=10, phi_mask=phi_mask).start()
+        for i in range(3):
+            rec.submit(Frame(image, i, time.monotonic()), image.copy(), None)
+        rec.stop()
+        info = open_recording(out)
+        assert info.manifest["phi_mask"] is phi_mask
+        for stream in ("raw", "overlay"):
+            with info.open_source(stream, realtime=False) as src:
+                decoded = src.read().image
+            text_level = decoded[text > 0].mean()
+            if phi_mask:
+                assert text_level < 8  # lossy codec: near black, no readable text
+                assert info.segments[0]["roi"] == list(field)
+            else:
+                assert text_level > 100

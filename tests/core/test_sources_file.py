@@ -268,11 +268,15 @@ def test_open_source_dispatch(tmp_path, test_videos):
 
 
 def test_open_source_phantom():
-    src = open_source("phantom:3", realtime=False)
+    from app.core.phantom import PhantomConfig
+
+    small = PhantomConfig(width=320, height=180, texture_scale=0.5)
+    src = open_source("phantom:3", realtime=False, phantom_config=small)
     try:
         assert isinstance(src, FrameSource)
         frame = src.read()
         assert frame.index == 0 and frame.truth is not None
+        assert frame.image.shape == (180, 320, 3)
         assert "3" in src.name
     finally:
         src.close()
