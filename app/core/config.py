@@ -44,6 +44,9 @@ class EngineConfig:
         trt_fp16: let TensorRT build fp16 engines.
         trt_cache_dir: TensorRT engine cache folder; None uses the user cache folder.
         intra_op_threads: ONNX Runtime CPU threads per model; 0 lets ORT choose.
+        intra_op_spinning: let ORT's idle CPU threads spin-wait for work (ORT's default).
+            Off by default: spinning threads burn the cores the capture thread and the
+            display need, which costs more than the wake-up latency it saves.
         heatmap_opacity: maximum opacity of the heatmap overlay, in [0, 1].
         show_heatmap, show_box, show_centroid, show_difficulty, show_cam, show_hud: overlay
             element toggles.
@@ -67,6 +70,7 @@ class EngineConfig:
     trt_fp16: bool = True
     trt_cache_dir: str | None = None
     intra_op_threads: int = 0
+    intra_op_spinning: bool = False
     heatmap_opacity: float = 0.45
     show_heatmap: bool = True
     show_box: bool = True

@@ -317,22 +317,28 @@ def _open_session(ort, path: Path, short: str, config: EngineConfig, info_hint):
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if config.intra_op_threads:
         options.intra_op_num_threads = config.intra_op_threads
-    providers = [ORT_PROVIDERS[short]]
+    options.add_session_config_entry(
+        "session.intra_op.allow_spinning", "1" if config.intra_op_spinning else "0"
+    )
+    providers: list = [ORT_PROVIDERS[short]]
     if short != "cpu":
         name, hw = info_hint
-        providers = [
-            (ORT_PROVIDERS[short], _provider_options(short, config, name, hw)),
-            "CPUExecutionProvider",
-        ]
+        providers = [(ORT_PROVIDERS[short], _provider_options(short, config, name, hw))]
+        if short == "tensorrt":  # nodes TensorRT cannot take run on CUDA, not on the CPU
+            providers.append((ORT_PROVIDERS["cuda"], _provider_options("cuda", config, name, hw)))
+        providers.append("CPUExecutionProvider")
     # enable_fallback=0: ORT's own fallback prints to stdout and hides the reason; we fall back
     # ourselves and report why.
     return ort.InferenceSession(str(path), options, providers=providers, enable_fallback=0)
 
 
-def _read_contract(ort, path: Path):
-    """Open a CPU session just to read and check the metadata (cheap: no GPU involved)."""
+def _read_contract(ort, path: Path, config: EngineConfig):
+    """Open a CPU session to read and check the metadata (cheap: no GPU involved).
+
+    The session is kept as the CPU fallback, so it gets the configured options.
+    """
     try:
-        session = _open_session(ort, path, "cpu", EngineConfig(), None)
+        session = _open_session(ort, path, "cpu", config, None)
     except Exception as exc:  # ORT raises its own untyped exceptions on bad bytes
         reason = str(exc).strip().splitlines()[-1][:300]
         raise ModelContractError(f"not an ONNX model: {path} ({reason})") from exc
@@ -381,7 +387,7 @@ def load_model(
     if not path.is_file():
         raise ModelContractError(f"model file not found: {path}")
     order = _normalise_providers(providers, config)
-    info, cpu_session = _read_contract(ort, path)
+    info, cpu_session = _read_contract(ort, path, config)
     if expect_task is not None and info.task != expect_task:
         kind = {TASK_DETECTOR: "a detector", TASK_CLASSIFIER: "a classifier"}
         raise ModelContractError(

@@ -108,3 +108,24 @@ def test_describe_is_json_ready(classifier):
     assert described["classes"] == ["easy", "difficult"]
     assert described["provider"] == "CPUExecutionProvider"
     assert described["sha256"] == classifier.sha256
+
+
+def test_fallback_reason_when_ort_cannot_make_the_gpu_session(detector_path, monkeypatch):
+    from app.core import models
+
+    # Pretend the CUDA libraries load, so ONNX Runtime itself has to try (and fail) here.
+    monkeypatch.setattr(models, "_provider_library_problem", lambda ort, short: None)
+    model = load_model(detector_path, providers=["cuda", "cpu"], warmup=False)
+    if model.provider == "CUDAExecutionProvider":
+        pytest.skip("this machine has a working CUDA provider")
+    ((provider, reason),) = model.provider_report.fallbacks
+    assert provider == "CUDAExecutionProvider"
+    assert reason.startswith(("session failed", "ONNX Runtime fell back"))
+
+
+def test_no_usable_provider_is_an_error(detector_path, monkeypatch):
+    from app.core import models
+
+    monkeypatch.setattr(models, "_provider_library_problem", lambda ort, short: "no device")
+    with pytest.raises(ErcpError, match="none of the requested providers .* no device"):
+        load_model(detector_path, providers=["cuda"])
