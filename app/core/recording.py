@@ -338,6 +338,9 @@ class Recorder:
                 self._fail(exc)
             except OSError as exc:
                 self._fail(export_error("write the recording in", self.out_dir, exc))
+            except Exception as exc:  # e.g. cv2.error on a malformed image: still report it
+                log.exception("recording failed")
+                self._fail(ExportError(f"recording to {self.out_dir} failed: {exc!r}"))
         if self._error is None:
             try:
                 self._close_segment()

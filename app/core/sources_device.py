@@ -18,7 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from app.core.errors import ConfigError, SignalLostError, SourceError
+from app.core.errors import ConfigError, SignalLostError
 from app.core.frame import Frame
 
 log = logging.getLogger(__name__)
@@ -442,22 +442,21 @@ class DeviceSource:
             retry = f"; reopening in {self._retry_at - time.monotonic():.1f} s"
         return SignalLostError(f"{self.name}: signal lost ({self._reason}){retry}")
 
-    def read(self) -> Frame:
-        """The newest frame from the device.
+    def read(self) -> Frame | None:
+        """The newest frame from the device; None after ``close()``.
 
         Waits up to ``stall_s`` for a frame while the signal is good, and about one frame
         interval while it is lost.
 
         Raises:
             SignalLostError: while the signal is lost (the source keeps retrying).
-            SourceError: after ``close()``.
         """
         interval = min(max(1.0 / self.fps, 0.02), 0.25)
         lost_deadline: float | None = None
         with self._cond:
             while True:
                 if self._status == "closed":
-                    raise SourceError(f"{self.name} is closed")
+                    return None
                 if self._status == "ok" and self._slot is not None:
                     image, t = self._slot
                     self._slot = None

@@ -195,13 +195,17 @@ class PlaybackSource:
     def read(self) -> Frame | None:
         """The next frame, paced at ``fps * speed`` when ``realtime``; None at the end.
 
+        None also after ``close()`` (even one from another thread during the wait), as for
+        every source, so that shutting a pipeline down is never an error.
+
         Raises:
             SourceError: when the file turns out to be truncated or corrupt (after every
-                readable frame was delivered), or the source is closed.
+                readable frame was delivered).
         """
         while True:
             with self._lock:
-                self._check_open()
+                if self._closed:
+                    return None
                 generation = self._generation
                 repeat = self._current if self._paused else None
                 decoded = None
@@ -212,7 +216,7 @@ class PlaybackSource:
                     self._cursor = decoded[0] + 1
                 repeat_due = time.monotonic() + 1.0 / (self.fps * self._speed)
             if not self._wait_until_due(generation, repeat_due if repeat else None):
-                continue  # a seek, step or unpause arrived: that decides what comes next
+                continue  # a seek, step, unpause or close arrived: that decides what is next
             with self._lock:
                 if self._generation != generation:
                     continue
@@ -229,8 +233,7 @@ class PlaybackSource:
         """Sleep until the frame is due; False if the playback state changed meanwhile."""
         while True:
             with self._lock:
-                self._check_open()
-                if self._generation != generation:
+                if self._closed or self._generation != generation:
                     return False
                 self._wake.clear()
                 if repeat_due is not None:

@@ -500,3 +500,14 @@ def test_recordings_are_phi_masked_by_default(tmp_path):
                 assert info.segments[0]["roi"] == list(field)
             else:
                 assert text_level > 100
+
+
+def test_a_bad_frame_stops_the_recording_with_an_error_not_a_dead_thread(tmp_path):
+    errors = []
+    rec = Recorder(tmp_path / "rec", fps=10, overlay=False, on_error=errors.append).start()
+    rec.submit(Frame(marker_image(0), 0, time.monotonic()))
+    rec.submit(Frame(np.zeros((H, W, 3), np.float64), 1, time.monotonic()))  # not uint8
+    rec.stop()
+    assert rec.error is not None and errors == [rec.error]
+    assert "failed" in str(rec.error)
+    assert json.loads((tmp_path / "rec" / MANIFEST).read_text())["status"] == "failed"

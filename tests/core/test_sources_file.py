@@ -152,12 +152,26 @@ def test_seek_from_another_thread_while_reading(test_videos):
     assert 50 in seen and seen[seen.index(50) :] == sorted(seen[seen.index(50) :])
 
 
-def test_close_is_idempotent_and_read_after_close_raises(test_videos):
+def test_close_is_idempotent_and_ends_the_source(test_videos):
     src = FileSource(test_videos["mpeg4"], realtime=False)
     src.close()
     src.close()
+    assert src.read() is None  # like every source: closed means ended
     with pytest.raises(SourceError, match="closed"):
-        src.read()
+        src.seek(3)
+
+
+def test_close_from_another_thread_ends_a_waiting_read(test_videos):
+    src = FileSource(test_videos["mjpeg"], realtime=True, speed=0.25)  # 133 ms per frame
+    src.read()
+    src.paused = True
+    results = []
+    reader = threading.Thread(target=lambda: results.append(src.read()), name="test-reader")
+    reader.start()
+    time.sleep(0.05)
+    src.close()
+    reader.join(2.0)
+    assert not reader.is_alive() and results == [None]
 
 
 @pytest.mark.parametrize("name", ["truncated_h264", "truncated_mjpeg", "corrupt_mjpeg"])
