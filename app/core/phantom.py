@@ -203,7 +203,7 @@ def _layout(config: PhantomConfig) -> _Layout:
     gx = ((np.arange(gw, dtype=np.float32) + 0.5) / gw * 2.0 - 1.0)[None, :]
     gy = ((np.arange(gh, dtype=np.float32) + 0.5) / gh * 2.0 - 1.0)[:, None]
     r2 = (gx * fw / fh) ** 2 / 1.4 + gy**2 / 1.0
-    vignette = (1.08 - 0.62 * np.clip(r2, 0, 2.0) ** 1.25).astype(np.float32)
+    vignette = (1.02 - 0.6 * np.clip(r2, 0, 2.0) ** 1.25).astype(np.float32)
     return _Layout((x, y, fw, fh), polygon, mask, vignette, gx, gy)
 
 
@@ -374,8 +374,8 @@ def _render_view(
     if kx > 1 or ky > 1:
         img = cv2.blur(img, (kx, ky))
     # Light falls off towards the window's edge and with depth (1 / distance²).
-    depth_gain = (
-        np.clip(1.0 + view.tilt_x * layout.grid_x + view.tilt_y * layout.grid_y, 0.4, 2.0) ** 2
+    depth_gain = np.clip(
+        (1.0 + view.tilt_x * layout.grid_x + view.tilt_y * layout.grid_y) ** 2, 0.3, 1.35
     )
     gain = np.clip(layout.vignette * depth_gain * (view.gain * 128.0), 0, 255).astype(np.uint8)
     gain = cv2.cvtColor(
@@ -459,6 +459,11 @@ def _still_scene_args(seed: int, k: int, absent: bool, config: PhantomConfig) ->
     rng = _rng(seed, _S_SCENE, k, int(absent))
     papilla = None if absent else (w * rng.uniform(0.45, 0.55), h * rng.uniform(0.45, 0.55))
     return anatomy, w, h, u, papilla, rng
+
+
+def patient_morphology(seed: int, k: int) -> str:
+    """The papilla morphology of still-mode patient ``k`` (cheap: nothing is rendered)."""
+    return _still_patient(_check_seed(seed), k).anatomy.morphology
 
 
 @functools.lru_cache(maxsize=6)
@@ -569,9 +574,9 @@ class PhantomVideo:
     """
 
     _TRANSITIONS = {
-        "away": (("near", 0.6), ("away", 0.4)),
-        "near": (("papilla", 0.7), ("away", 0.3)),
-        "papilla": (("papilla", 0.5), ("near", 0.3), ("away", 0.2)),
+        "away": (("near", 0.8), ("away", 0.2)),
+        "near": (("papilla", 0.8), ("away", 0.2)),
+        "papilla": (("papilla", 0.6), ("near", 0.25), ("away", 0.15)),
     }
 
     def __init__(self, seed: int = 0, config: PhantomConfig | None = None):

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from app.core.errors import ConfigError, ExportError
 from app.core.phantom import PhantomConfig, PhantomVideo, render_still
@@ -207,4 +208,73 @@ def write_video(
         },
     )
     log.info("wrote %d phantom video frames to %s", n, video_path)
+    return out
+
+
+def write_contact_sheet(
+    path: str | Path,
+    seed: int = 0,
+    config: PhantomConfig | None = None,
+    n: int = 16,
+    columns: int = 4,
+    tile_width: int = 480,
+) -> Path:
+    """Writes a contact sheet of ``n`` stills, morphologies in turn, one patient each.
+
+    Each tile is the full frame (window, burned-in text) scaled to ``tile_width``, with a
+    caption strip below: still index, morphology, four-class label and cannulation time.
+
+    Args:
+        path: PNG file to write.
+        seed: phantom seed.
+        config: rendering settings (the frames are rendered at this size, then scaled).
+        n: number of tiles.
+        columns: tiles per row.
+        tile_width: width of one tile in pixels.
+
+    Returns:
+        The path written.
+    """
+    from app.core.phantom import MORPHOLOGIES, patient_morphology, patient_of
+
+    config = config or PhantomConfig()
+    if n < 1 or columns < 1:
+        raise ConfigError(f"contact sheet needs n >= 1 and columns >= 1, got {n}, {columns}")
+    tile_h = int(round(tile_width * config.height / config.width))
+    caption_h = max(14, tile_width // 24)
+    tiles, seen, index = [], set(), 0
+    wanted = [MORPHOLOGIES[(i + 1) % len(MORPHOLOGIES)] for i in range(n)]
+    while len(tiles) < n and index < 400 * n:
+        k, _ = patient_of(index, seed)
+        if k in seen or patient_morphology(seed, k) != wanted[len(tiles)]:
+            index += 1
+            continue
+        image, truth = render_still(index, seed, config)
+        if truth.box is not None:
+            seen.add(k)
+            tile = np.zeros((tile_h + caption_h, tile_width, 3), np.uint8)
+            tile[:tile_h] = cv2.resize(image, (tile_width, tile_h), interpolation=cv2.INTER_AREA)
+            text = (
+                f"#{index} {truth.morphology}, {truth.case.four_class}, "
+                f"{truth.case.cannulation_time_s:.0f} s"
+            )
+            cv2.putText(
+                tile,
+                text,
+                (4, tile_h + caption_h - 4),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                caption_h / 34.0,
+                (160, 200, 255),
+                1,
+                cv2.LINE_AA,
+            )
+            tiles.append(tile)
+        index += 1
+    while len(tiles) % columns:
+        tiles.append(np.zeros_like(tiles[0]))
+    rows = [np.hstack(tiles[r : r + columns]) for r in range(0, len(tiles), columns)]
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), np.vstack(rows)):
+        raise ExportError(f"cannot write contact sheet {out}")
     return out

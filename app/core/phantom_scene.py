@@ -72,7 +72,7 @@ def sample_anatomy(rng: np.random.Generator) -> Anatomy:
         mucosa_tone=float(rng.uniform(-1.0, 1.0)),
         pale=float(rng.uniform(0.0, 1.0) ** 2),
         diverticulum_angle_deg=float(rng.choice([-1, 1]) * rng.uniform(20.0, 160.0)),
-        diverticulum_size=float(rng.uniform(1.3, 2.4)),
+        diverticulum_size=float(rng.uniform(1.8, 3.2)),
         bubbles=int(rng.choice([0, 0, 1, 2])),
         bile=float(rng.uniform(0.0, 1.0) ** 3),
     )
@@ -108,23 +108,43 @@ class Scene:
 def fractal_noise(
     rng: np.random.Generator, shape: tuple[int, int], cell: float, octaves: int = 3
 ) -> np.ndarray:
-    """Smooth value noise, roughly zero mean and unit spread, float32 of ``shape``."""
+    """Smooth value noise, roughly zero mean and unit spread, float32 of ``shape``.
+
+    The octaves are summed at a resolution just fine enough for the smallest one, then
+    resized once: the same look at a fraction of the cost.
+    """
     h, w = shape
-    out = np.zeros(shape, np.float32)
+    finest = max(cell / 2 ** (octaves - 1), 1.0)
+    f = max(1.0, finest / 3.0)
+    sh, sw = max(2, int(math.ceil(h / f))), max(2, int(math.ceil(w / f)))
+    out = np.zeros((sh, sw), np.float32)
     amp, total = 1.0, 0.0
     for _ in range(octaves):
         gh, gw = max(2, int(h / cell) + 2), max(2, int(w / cell) + 2)
         grid = rng.standard_normal((gh, gw)).astype(np.float32)
-        out += amp * cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
+        out += amp * cv2.resize(grid, (sw, sh), interpolation=cv2.INTER_CUBIC)
         total += amp
         amp *= 0.5
         cell = max(cell / 2.0, 1.0)
-    return out / total
+    out *= 1.0 / total
+    if (sh, sw) != (h, w):
+        out = cv2.resize(out, (w, h), interpolation=cv2.INTER_LINEAR)
+    return out
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3.0 - 2.0 * x)
+
+
+def _smooth_max(a: np.ndarray, b: np.ndarray, k: float, weight: np.ndarray) -> np.ndarray:
+    """max(a, b) with the crease rounded over a height difference of ``k`` (no dark seams).
+
+    ``weight`` (0..1) turns the rounding off where no crease is wanted, so that it adds nothing
+    where a feature has faded out.
+    """
+    hk = np.maximum(k - np.abs(a - b), 0.0) / k
+    return np.maximum(a, b) + hk * hk * (0.25 * k) * weight
 
 
 def _blur_coarse(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -213,7 +233,7 @@ def build_scene(
             px, py = papilla_xy
         else:
             px, py = w / 2.0, h / 2.0
-        big_r = anatomy.diverticulum_size * pr
+        big_r = float(np.clip(anatomy.diverticulum_size * pr, 0.14 * u, 0.35 * u))
         a = math.radians(anatomy.diverticulum_angle_deg)
         dcx = px + math.sin(a) * (big_r + 0.55 * pr)
         dcy = py - math.cos(a) * (big_r + 0.55 * pr)
@@ -225,33 +245,44 @@ def build_scene(
             anatomy, height_map, pap_tint, dark, centre, u, r_pap, nodule
         )
 
-    # --- villous fine texture -----------------------------------------------------------------
-    vs = max(0.6, u / 420.0)
+    # --- villous fine texture: tiny bumps that catch the light -----------------------------------
+    vs = max(0.55, u / 800.0)
     villi = cv2.GaussianBlur(r_villi.standard_normal((h, w)).astype(np.float32), (0, 0), vs)
-    villi *= 1.0 / max(villi.std(), 1e-6)
-    villi_amp = 0.55 * vs * (1.0 + 0.8 * pap_tint * anatomy.granularity)
-    height_map += villi * villi_amp
+    villi *= (0.5 + 0.5 * pap_tint * anatomy.granularity) * vs / max(villi.std(), 1e-6)
 
-    # --- shading --------------------------------------------------------------------------------
-    gx = cv2.Sobel(height_map, cv2.CV_32F, 1, 0, ksize=3, scale=1.0 / 8.0)
-    gy = cv2.Sobel(height_map, cv2.CV_32F, 0, 1, ksize=3, scale=1.0 / 8.0)
+    # --- shading: light from the scope tip, a little above the lens -----------------------------
+    relief = 0.65  # flattens the normals: the wall is seen from close and lit almost head-on
+    k = relief / 8.0
+    gxs = cv2.Sobel(height_map, cv2.CV_32F, 1, 0, ksize=3, scale=k)
+    gys = cv2.Sobel(height_map, cv2.CV_32F, 0, 1, ksize=3, scale=k)
+    gxv = cv2.Sobel(villi, cv2.CV_32F, 1, 0, ksize=3, scale=k)
+    gyv = cv2.Sobel(villi, cv2.CV_32F, 0, 1, ksize=3, scale=k)
+    height_map += villi
+    del villi
     lx, ly = float(r_light.uniform(-0.25, 0.25)), float(r_light.uniform(-0.55, -0.3))
     norm_l = math.sqrt(lx * lx + ly * ly + 1.0)
-    inv_n = 1.0 / np.sqrt(gx * gx + gy * gy + 1.0)
-    diffuse = np.clip((-gx * lx - gy * ly + 1.0) * inv_n / norm_l, 0.0, 1.0)
     hx, hy = lx / norm_l, ly / norm_l
     hz = 1.0 / norm_l + 1.0
     hn = math.sqrt(hx * hx + hy * hy + hz * hz)
-    spec_dot = np.clip((-gx * hx - gy * hy + hz) * inv_n / hn, 0.0, 1.0)
-    del gx, gy, inv_n
-    cavity = _blur_coarse(height_map, 0.05 * u) - height_map
-    occlusion = np.clip(1.0 - cavity / (0.05 * u), 0.15, 1.0)
-    shade = (0.18 + 0.9 * diffuse**1.6) * occlusion * (1.0 - 0.82 * dark)
+    gx, gy = gxs + gxv, gys + gyv
+    diffuse = np.clip((-gx * lx - gy * ly + 1.0) / np.sqrt(gx * gx + gy * gy + 1.0) / norm_l, 0, 1)
+    # Highlights follow the smooth shape (glossy wet surface), roughened a little by the villi.
+    gx, gy = gxs + 0.35 * gxv, gys + 0.35 * gyv
+    spec_dot = np.clip((-gx * hx - gy * hy + hz) / np.sqrt(gx * gx + gy * gy + 1.0) / hn, 0, 1)
+    del gx, gy, gxs, gys, gxv, gyv
+    cavity = _blur_coarse(height_map, 0.06 * u) - height_map
+    occlusion = np.clip(1.0 - cavity / (0.09 * u), 0.25, 1.0)
+    # Closer wall is brighter (the light is on the scope): valleys and pouches fall off.
+    near = np.clip(1.0 + 3.0 * _blur_coarse(height_map, 0.03 * u) / u, 0.35, 1.3)
+    shade = (0.2 + 0.85 * diffuse**1.3) * occlusion * (1.0 - 0.85 * dark) * near
+    del near
     del cavity
 
-    wet = np.clip(0.5 + 0.9 * fractal_noise(r_wet, (h, w), cell=0.25 * u, octaves=2), 0.0, 1.0)
-    spec = (spec_dot**90) * (0.35 + 0.9 * wet) * (1.0 - dark)
-    del spec_dot
+    wet = _smoothstep(1.3 * fractal_noise(r_wet, (h, w), cell=0.15 * u, octaves=2) - 0.2)
+    glint = spec_dot**700 * wet
+    glint = glint + 0.5 * cv2.GaussianBlur(glint, (0, 0), max(1.0, u / 200.0))  # bloom
+    spec = np.clip(1.5 * glint + 0.03 * spec_dot**12, 0.0, 1.0) * (1.0 - dark)
+    del spec_dot, glint
 
     # --- colour: pink-orange mucosa, redder papilla; shadows fall to deep red --------------------
     r_base = 0.93 + 0.04 * pale
@@ -265,11 +296,14 @@ def build_scene(
     if anatomy.bile > 0.05:
         bile = np.clip(fractal_noise(r_bile, (h, w), cell=0.4 * u, octaves=2) - 0.6, 0, 1)
         bile *= anatomy.bile * 1.5 * (1.0 - pap_tint)
-        g_alb = g_alb + 0.22 * bile
-        b_alb = b_alb - 0.15 * bile
+        g_alb = g_alb + 0.12 * bile
+        b_alb = b_alb - 0.08 * bile
     texture = np.empty((h, w, 3), np.uint8)
-    for ch, (alb, gamma) in enumerate(((b_alb, 1.55), (g_alb, 1.45), (r_alb, 0.85))):
-        val = alb * shade**gamma + spec * 0.95
+    for ch, (alb, gamma) in enumerate(((b_alb, 1.4), (g_alb, 1.3), (r_alb, 0.8))):
+        lit = shade**gamma
+        if ch == 2:  # red light scatters under the surface: softer shading in red
+            lit = cv2.GaussianBlur(lit, (0, 0), max(0.8, u / 350.0))
+        val = alb * lit + spec * 0.95
         texture[:, :, ch] = np.clip(val * 255.0, 0, 255).astype(np.uint8)
 
     for _ in range(anatomy.bubbles):
@@ -303,13 +337,18 @@ def _add_papilla(
 
     # The papilla sits on a smooth patch between folds: flatten the folds around it.
     r2_big = (du / (2.4 * rx)) ** 2 + (dv / (2.2 * ry)) ** 2
-    height_map[sl] *= 1.0 - np.exp(-r2_big * 1.5)
+    # Only the folds (positive) are flattened, not a diverticulum; split smoothly at zero.
+    hm = height_map[sl]
+    e = 0.01 * u
+    pos = 0.5 * (hm + np.sqrt(hm * hm + e * e)) - 0.5 * e
+    height_map[sl] = hm - pos * np.exp(-r2_big * 1.5)
     base = height_map[sl].copy()
 
     # Nodule: a dome whose footprint is the ellipse (rx, ry), lobulated a little.
     r2 = (du / rx) ** 2 + (dv / ry) ** 2
-    lobes = 1.0 + 0.1 * fractal_noise(rng, r2.shape, cell=max(2.0, 0.6 * rx), octaves=2)
-    gran = fractal_noise(rng, r2.shape, cell=max(1.2, 0.16 * rx), octaves=2)
+    # lobes >= 1: the footprint stays inside the ellipse that the box is made from
+    lobes = 1.0 + 0.15 * np.abs(fractal_noise(rng, r2.shape, cell=max(2.0, 0.6 * rx), octaves=2))
+    gran = fractal_noise(rng, r2.shape, cell=max(1.5, 0.28 * rx), octaves=3)
     profile = {"flat": 1.0, "protruding": 1.5, "bulging": 1.0, "diverticulum": 1.3}[morph]
     rr = np.clip(r2 * lobes, 0.0, 1.0)
     dome = (1.0 - rr) ** profile
@@ -321,7 +360,10 @@ def _add_papilla(
         r2_seg = (du / (0.8 * rx)) ** 2 + ((dv + 0.35 * ry) / (0.75 * ry)) ** 2
         nod += 0.35 * peak * np.clip(1.0 - r2_seg, 0, 1) ** 1.5
     # Granular, reticular surface of the papilla, strongest on its top.
-    nod += (0.07 * rx * (0.3 + anatomy.granularity)) * gran * _smoothstep((1.0 - r2) / 0.5)
+    nod += (0.025 * rx * (0.2 + anatomy.granularity)) * gran * _smoothstep((1.0 - r2) / 0.5)
+    # Fine radial ridges converging on the orifice.
+    theta = np.arctan2(dv + 0.28 * ry, du)
+    nod += 0.015 * rx * np.cos(11.0 * theta + 2.0 * gran) * _smoothstep((0.8 - r2) / 0.5)
 
     # Orifice, above the centre (the papilla faces down the duodenum): a dark pit or slit.
     oy = -0.28 * ry
@@ -346,23 +388,26 @@ def _add_papilla(
         dark[sl] = np.maximum(dark[sl], np.where(inside, hole, 0.0))
 
     # Hooding fold: a broad transverse fold just above the papilla, curving down at its ends.
-    fold_h = 0.06 * u * (0.5 + 0.7 * anatomy.hood) + 0.3 * peak
-    y_c = -1.0 * ry - 0.25 * rx + 0.16 * (du**2) / rx
-    width = 0.55 * ry + 0.2 * rx
-    lateral = np.exp(-((du / (3.4 * rx)) ** 4))
-    hood = fold_h * _smoothstep(1.0 - ((dv - y_c) / width) ** 2) ** 0.8 * lateral
+    fold_h = 0.045 * u * (0.5 + 0.7 * anatomy.hood) + 0.25 * peak
+    width = 0.05 * u + 0.35 * ry
+    y_c = -0.95 * ry - 0.5 * width + 0.1 * (du**2) / max(rx, 0.08 * u)
+    reach = 1.8 if morph == "diverticulum" else 3.6  # the pouch interrupts the fold
+    lateral = np.exp(-((du / (reach * rx)) ** 4))
+    hood = fold_h * _smoothstep(1.0 - ((dv - y_c) / width) ** 2) * lateral
     # Frenulum: a longitudinal fold running down from the papilla's lower edge.
     fr_h = (0.3 + 0.5 * anatomy.frenulum) * (0.4 * peak + 0.025 * u)
     fr_len = (1.5 + 2.5 * anatomy.frenulum) * ry
     along = np.clip((dv - 0.7 * ry) / fr_len, 0.0, 1.0)
-    fr_w = 0.3 * rx + 0.006 * u
+    fr_w = 0.45 * rx + 0.01 * u
     fr = fr_h * np.exp(-((du / fr_w) ** 2)) * _smoothstep((dv - 0.5 * ry) / (0.4 * ry))
     fr *= (1.0 - along) ** 0.7
     # Where a fold meets the nodule, the nodule wins (it lies in front of them).
-    folds = np.maximum(hood, fr)
-    if nodule:
-        folds = np.where(inside, -np.inf, folds)
-    height_map[sl] = np.maximum(height_map[sl], folds)
+    # The hooding fold may overhang the top of the nodule, as it does in patients; no fold
+    # bridges a diverticulum.
+    ground = _smoothstep((base + 0.06 * u) / (0.06 * u))
+    k = 0.025 * u
+    folds = _smooth_max(hood, fr, k, np.clip(np.minimum(hood, fr) / k, 0.0, 1.0)) * ground
+    height_map[sl] = _smooth_max(height_map[sl], folds, k, np.clip(folds / k, 0.0, 1.0))
 
     ts = np.linspace(0.0, 2.0 * math.pi, 48, endpoint=False)
     ca, sa = math.cos(angle), math.sin(angle)
@@ -387,15 +432,16 @@ def _add_diverticulum(
 ) -> None:
     """A periampullary diverticulum: a deep pouch with steep walls and a dark inside."""
     h, w = height_map.shape
-    win = _Window(cx, cy, 2.0 * radius, 2.0 * radius, w, h)
+    win = _Window(cx, cy, 1.5 * radius, 1.5 * radius, w, h)
     sl = win.sl
-    dist = np.sqrt((win.dx / 1.1) ** 2 + (win.dy / 0.9) ** 2)
-    dist *= 1.0 + 0.08 * fractal_noise(rng, dist.shape, cell=max(2.0, 0.4 * radius), octaves=2)
-    inside = _smoothstep((radius - dist) / (0.35 * radius))
-    height_map[sl] = height_map[sl] * (1.0 - inside) - 0.14 * u * inside
-    rim = np.exp(-(((dist - radius) / (0.2 * radius)) ** 2))
-    height_map[sl] += 0.02 * u * rim
-    dark[sl] = np.maximum(dark[sl], 0.9 * _smoothstep((0.85 * radius - dist) / (0.5 * radius)))
+    a = rng.uniform(0.0, math.pi)
+    ca, sa = math.cos(a), math.sin(a)
+    elong = rng.uniform(1.0, 1.4)
+    dist = np.sqrt(((win.dx * ca + win.dy * sa) * elong) ** 2 + (-win.dx * sa + win.dy * ca) ** 2)
+    dist *= 1.0 + 0.1 * fractal_noise(rng, dist.shape, cell=max(2.0, 0.5 * radius), octaves=2)
+    inside = _smoothstep((1.05 * radius - dist) / (0.75 * radius))
+    height_map[sl] = height_map[sl] * (1.0 - inside) - 0.12 * u * inside
+    dark[sl] = np.maximum(dark[sl], 0.96 * _smoothstep((0.85 * radius - dist) / (0.45 * radius)))
 
 
 def _draw_bubbles(
@@ -411,10 +457,15 @@ def _draw_bubbles(
         return
     n = int(rng.integers(4, 18))
     spread = rng.uniform(0.04, 0.12) * u
-    overlay = np.zeros_like(texture)
-    alpha = np.zeros(texture.shape[:2], np.float32)
+    # Draw in a window around the cluster only.
+    half = int(4 * spread + 0.06 * u) + 2
+    x0, y0 = max(0, int(cx) - half), max(0, int(cy) - half)
+    x1, y1 = min(w, int(cx) + half), min(h, int(cy) + half)
+    patch = texture[y0:y1, x0:x1]
+    overlay = np.zeros_like(patch)
+    alpha = np.zeros(patch.shape[:2], np.float32)
     for _ in range(n):
-        bx, by = cx + rng.normal(0, spread), cy + rng.normal(0, spread)
+        bx, by = cx + rng.normal(0, spread) - x0, cy + rng.normal(0, spread) - y0
         r = float(rng.uniform(0.006, 0.035) * u)
         centre = (int(bx * 16), int(by * 16))
         rr = max(1, int(r * 16))
@@ -427,4 +478,4 @@ def _draw_bubbles(
         cv2.circle(overlay, g, max(1, int(r * 0.22 * 16)), (255, 255, 255), -1, cv2.LINE_AA, 4)
         cv2.circle(alpha, g, max(1, int(r * 0.22 * 16)), 1.0, -1, cv2.LINE_AA, 4)
     alpha = cv2.GaussianBlur(alpha, (0, 0), max(0.5, u / 900))[:, :, None]
-    texture[:] = (texture * (1.0 - alpha) + overlay * alpha).astype(np.uint8)
+    patch[:] = (patch * (1.0 - alpha) + overlay * alpha).astype(np.uint8)
