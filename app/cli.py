@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "process": "app.commands.process",
     "check-model": "app.commands.check_model",
     "bench": "app.commands.bench",
+    "gui": "app.commands.gui",
 }
 DEFAULT_COMMAND = "gui"
 
