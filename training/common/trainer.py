@@ -63,6 +63,7 @@ def make_trainer(
     precision: str | None = None,
     log_every_n_steps: int = 10,
     callbacks: list[Any] | None = None,
+    max_time: str | None = None,
 ) -> Any:
     """Build a ``lightning.Trainer`` writing everything under ``out_dir``.
 
@@ -90,6 +91,8 @@ def make_trainer(
         precision: None chooses ``"16-mixed"`` on a GPU and ``"32-true"`` on CPU.
         log_every_n_steps: logging interval.
         callbacks: extra callbacks.
+        max_time: stop after this wall time, ``"DD:HH:MM:SS"`` (None: no limit); the best
+            checkpoint so far is kept.
 
     Returns:
         The configured Trainer.
@@ -111,6 +114,9 @@ def make_trainer(
         save_top_k=1,
         save_last=True,
         auto_insert_metric_name=False,
+        # Re-running into the same folder replaces best.ckpt instead of adding best-v1.ckpt,
+        # so "RUN/.../checkpoints/best.ckpt" always names the newest run's best model.
+        enable_version_counter=False,
     )
     all_callbacks: list[Any] = [checkpoint]
     if patience > 0:
@@ -143,6 +149,7 @@ def make_trainer(
         # (e.g. bilinear upsampling backward) that have no deterministic kernel.
         deterministic="warn",
         num_sanity_val_steps=0,
+        max_time=max_time,
         **kwargs,
     )
     log.info("trainer: %s, precision %s, out %s", accelerator, trainer.precision, out_dir)
@@ -177,6 +184,11 @@ def add_trainer_arguments(
         type=int,
         default=-1,
         help="stop after this many optimizer steps, -1 = no limit",
+    )
+    g.add_argument(
+        "--max-time",
+        default=None,
+        help="stop training after this wall time, DD:HH:MM:SS (default: none)",
     )
     g.add_argument(
         "--limit-train-batches",
@@ -229,6 +241,7 @@ def trainer_options(args: argparse.Namespace) -> dict[str, Any]:
         "progress": not args.no_progress,
         "seed": args.seed,
         "precision": args.precision,
+        "max_time": args.max_time,
     }
 
 
