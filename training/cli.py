@@ -14,6 +14,9 @@ COMMANDS: dict[str, str] = {
     "evaluate-classify": "training.commands.evaluate_classify",
     "import-kvasir": "training.commands.import_kvasir",
     "detect": "training.commands.detect",
+    "evaluate-detect": "training.commands.evaluate_detect",
+    "compare-annotators": "training.commands.compare_annotators",
+    "export": "training.commands.export",
 }
 
 
