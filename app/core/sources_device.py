@@ -172,7 +172,10 @@ class SignalMonitor:
     picture that stays uniform for ``blank_s`` or byte-identical for ``frozen_s`` is lost.
     """
 
-    def __init__(self, blank_s: float = 1.0, frozen_s: float = 2.0, blank_std: float = 2.0):
+    def __init__(
+        self, blank_s: float | None = 1.0, frozen_s: float | None = 2.0, blank_std: float = 2.0
+    ):
+        """Set the thresholds; None disables a check (e.g. for a static test pattern)."""
         self.blank_s = blank_s
         self.frozen_s = frozen_s
         self.blank_std = blank_std
@@ -205,9 +208,14 @@ class SignalMonitor:
             self._frozen_since = previous_t if self._frozen_since is None else self._frozen_since
         else:
             self._frozen_since = None
-        if self._blank_since is not None and now - self._blank_since >= self.blank_s:
-            return f"blank picture for {now - self._blank_since:.1f} s"
-        if self._frozen_since is not None and now - self._frozen_since >= self.frozen_s:
+        blank_for = None if self._blank_since is None else now - self._blank_since
+        if self.blank_s is not None and blank_for is not None and blank_for >= self.blank_s:
+            return f"blank picture for {blank_for:.1f} s"
+        if (
+            self.frozen_s is not None
+            and self._frozen_since is not None
+            and now - self._frozen_since >= self.frozen_s
+        ):
             return f"frozen picture for {now - self._frozen_since:.1f} s"
         return None
 
@@ -246,11 +254,14 @@ class DeviceSource:
         backoff_s: float = 0.5,
         backoff_max_s: float = 8.0,
         stall_s: float = 1.0,
-        blank_s: float = 1.0,
-        frozen_s: float = 2.0,
+        blank_s: float | None = 1.0,
+        frozen_s: float | None = 2.0,
         open_timeout_s: float = 5.0,
     ) -> None:
         """Open the device (a failed open is a lost signal, retried in the background).
+
+        ``blank_s``/``frozen_s``: how long a uniform or repeated picture lasts before it
+        counts as signal loss (None: never). ``stall_s``: no frame for this long is a loss.
 
         Raises:
             ConfigError: for an unknown backend or FOURCC, or a non-positive size or rate.

@@ -107,8 +107,12 @@ class PlaybackSource:
         self._pacer = Pacer(self.fps * self._speed)
 
     # -- subclass hooks ---------------------------------------------------------------------
-    def _next_image(self) -> tuple[int, np.ndarray] | None:
-        """Decode the frame at ``self._cursor`` (or the next readable one): (index, image)."""
+    def _next_image(self) -> tuple[int, np.ndarray] | tuple[int, np.ndarray, float] | None:
+        """Decode the frame at ``self._cursor`` (or the next readable one).
+
+        Returns:
+            ``(index, image)`` or ``(index, image, position_s)``; None at the end.
+        """
         raise NotImplementedError
 
     def _seek_decoder(self, index: int) -> None:
@@ -188,8 +192,10 @@ class PlaybackSource:
         if self._closed:
             raise SourceError(f"{self.name} is closed; open the source again to read from it")
 
-    def _make_frame(self, index: int, image: np.ndarray) -> Frame:
-        return Frame(image=image, index=index, t=time.monotonic(), position_s=index / self.fps)
+    def _make_frame(self, index: int, image: np.ndarray, position_s: float | None = None) -> Frame:
+        if position_s is None:
+            position_s = index / self.fps
+        return Frame(image=image, index=index, t=time.monotonic(), position_s=position_s)
 
     # -- reading ----------------------------------------------------------------------------
     def read(self) -> Frame | None:
@@ -324,7 +330,8 @@ def _premature_end_tolerance(path: Path, frame_count: int, fps: float) -> int:
 class FileSource(PlaybackSource):
     """A video file read with OpenCV's FFmpeg backend (mp4/mkv/avi/mov; H.264, HEVC, MJPEG...).
 
-    Frame ``position_s`` is ``index / fps`` (constant frame rate). A file that stops before
+    Frame ``position_s`` is the frame's presentation time from the file (``index / fps``
+    where the backend gives none); ``index`` counts decoded frames. A file that stops before
     the frame count its container declares raises ``SourceError`` after its last readable
     frame; a clean end returns None.
     """
@@ -371,6 +378,7 @@ class FileSource(PlaybackSource):
                 "in a codec this build of OpenCV lacks"
             )
         self._pending: np.ndarray | None = image
+        self._pending_pos = self._timestamp()
         self.width, self.height = int(image.shape[1]), int(image.shape[0])
 
     @property
@@ -378,17 +386,23 @@ class FileSource(PlaybackSource):
         """Frames the container declares (None if it does not say)."""
         return self._frame_count
 
-    def _next_image(self) -> tuple[int, np.ndarray] | None:
+    def _timestamp(self) -> float | None:
+        # The decoded frame's presentation time relative to the stream start, when the
+        # backend knows it (it does for mp4/mkv/avi/mov); VFR files need it.
+        ms = float(self._cap.get(cv2.CAP_PROP_POS_MSEC))
+        return ms / 1000.0 if math.isfinite(ms) and ms >= 0 else None
+
+    def _next_image(self) -> tuple[int, np.ndarray, float | None] | None:
         if self._pending is not None:
             image, self._pending = self._pending, None
-            return self._cursor, image
+            return self._cursor, image, self._pending_pos
         if self._ended:
             return None
         for attempt in range(_READ_RETRIES):
             ok, image = self._cap.read()
             if ok and image is not None:
                 self.decode_retries += attempt
-                return self._cursor, image
+                return self._cursor, image, self._timestamp()
         self._ended = True
         count = self._frame_count
         tolerance = _premature_end_tolerance(self.path, count or 0, self.fps)
@@ -400,9 +414,26 @@ class FileSource(PlaybackSource):
         return None
 
     def _seek_decoder(self, index: int) -> None:
+        # Decode the target now, so that a seek into a damaged part fails here, in the
+        # caller's thread, and not later in the capture thread.
+        previous = self._cursor
         self._pending = None
         self._ended = False
         self._cap.set(cv2.CAP_PROP_POS_FRAMES, float(index))
+        ok, image = self._cap.read()
+        position = self._timestamp() if ok else None
+        # OpenCV answers a seek past the readable data with the last readable frame.
+        landed_early = position is not None and position < (index - 1.5) / self.fps
+        if ok and image is not None and not landed_early:
+            self._pending, self._pending_pos = image, position
+            return
+        readable = f" (readable up to {position:.2f} s)" if landed_early else ""
+        self._cap.set(cv2.CAP_PROP_POS_FRAMES, float(previous))
+        count = f" of {self._frame_count}" if self._frame_count else ""
+        raise SourceError(
+            f"cannot seek to frame {index}{count}: {self.path.name} is truncated or corrupt "
+            f"there{readable}"
+        )
 
     def _release(self) -> None:
         self._pending = None

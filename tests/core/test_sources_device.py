@@ -320,6 +320,9 @@ def test_signal_monitor_thresholds():
     noisy = still.copy()
     noisy[0, 0, 0] ^= 1  # one changed pixel is sensor noise: live again
     assert mon.check(noisy, 5.1) is None
+    off = SignalMonitor(blank_s=None, frozen_s=None)
+    for t in range(5):
+        assert off.check(blank.copy(), float(t)) is None
 
 
 def _fake_sysfs(root, nodes):

@@ -35,7 +35,8 @@ def test_file_source_reads_every_frame_of_each_codec(test_videos, codec):
         assert src.read() is None  # stays at the end
     assert [f.index for f in frames] == list(range(60))
     assert all(f.image.shape == (90, 160, 3) and f.image.dtype == np.uint8 for f in frames)
-    assert [f.position_s for f in frames[:3]] == pytest.approx([0.0, 1 / 30, 2 / 30])
+    # Presentation times from the file (mkv stores milliseconds).
+    assert [f.position_s for f in frames] == pytest.approx([i / 30 for i in range(60)], abs=1e-3)
     ts = [f.t for f in frames]
     assert ts == sorted(ts)
     # testsrc changes every frame: consecutive frames must differ (no duplicated frames).
@@ -187,6 +188,17 @@ def test_damaged_file_plays_what_it_can_then_says_why(damaged_videos, name):
         assert "\n" not in message
         assert 0 < len(frames) < 60
         assert src.read() is None  # after the error: the end
+
+
+@pytest.mark.parametrize("name", ["truncated_h264", "truncated_mjpeg"])
+def test_seek_into_the_missing_part_fails_clearly_and_keeps_the_position(damaged_videos, name):
+    with FileSource(damaged_videos[name], realtime=False) as src:
+        src.seek(5)
+        assert src.read().index == 5
+        with pytest.raises(SourceError, match=r"cannot seek to frame 50 of 60: .*truncated"):
+            src.seek(50)
+        frame = src.read()
+        assert frame.index == 6 and frame.position_s == pytest.approx(6 / 30, abs=1e-3)
 
 
 def test_corrupt_h264_never_hangs_and_reports_any_loss(damaged_videos):
