@@ -253,12 +253,15 @@ class Recorder:
         try:
             self._jsonl = open(self.out_dir / PREDICTIONS, "a", encoding="utf-8")  # noqa: SIM115
             self._write_manifest()
-        except OSError as exc:
+        except (OSError, ExportError) as exc:
             self._state = "failed"
+            if self._jsonl is not None:
+                with contextlib.suppress(OSError):
+                    self._jsonl.close()
+                self._jsonl = None
+            if isinstance(exc, ExportError):
+                raise
             raise export_error("write", self.out_dir / PREDICTIONS, exc) from exc
-        except ExportError:
-            self._state = "failed"
-            raise
         self._thread = threading.Thread(target=self._run, name="recorder-writer", daemon=True)
         self._thread.start()
         log.info("recording to %s (%s)", self.out_dir, "+".join(self.streams))

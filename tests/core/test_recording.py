@@ -511,3 +511,30 @@ def test_a_bad_frame_stops_the_recording_with_an_error_not_a_dead_thread(tmp_pat
     assert rec.error is not None and errors == [rec.error]
     assert "failed" in str(rec.error)
     assert json.loads((tmp_path / "rec" / MANIFEST).read_text())["status"] == "failed"
+
+
+def test_a_frame_size_change_starts_a_new_segment(tmp_path):
+    rec = Recorder(tmp_path / "rec", fps=10, segment_seconds=10).start()
+    t0 = time.monotonic()
+    for i in range(6):
+        image = marker_image(i) if i < 3 else marker_image(i, 128, 72)
+        # An overlay of the wrong size is fitted to the frame, not an error.
+        rec.submit(Frame(image, i, t0 + i / 10), np.zeros((10, 10, 3), np.uint8))
+    rec.stop()
+    info = open_recording(tmp_path / "rec")
+    assert [(s["width"], s["height"], s["frames"]) for s in info.segments] == [
+        (W, H, 3),
+        (128, 72, 3),
+    ]
+    with info.open_source(realtime=False) as src:
+        shapes = [f.image.shape for f in iter(src.read, None)]
+    assert shapes == [(H, W, 3)] * 3 + [(72, 128, 3)] * 3
+
+
+def test_start_fails_cleanly_when_the_manifest_cannot_be_written(tmp_path, monkeypatch):
+    _enospc_after(monkeypatch, 0)
+    rec = Recorder(tmp_path / "rec", fps=10)
+    with pytest.raises(ExportError, match="No space left"):
+        rec.start()
+    assert not rec.running and rec.submit(Frame(marker_image(0), 0, 0.0)) is False
+    rec.stop()
