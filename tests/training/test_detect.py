@@ -312,3 +312,13 @@ def test_box_dataset_target_is_the_soft_mask_of_the_augmented_box():
 def test_import_real_kvasir_counts(tmp_path, capsys):
     assert train_main(["import-kvasir", str(KVASIR), str(tmp_path / "kv")]) == 0
     assert "945 images kept of 1000; dropped 55 with several boxes" in capsys.readouterr().out
+
+
+def test_detect_report_merges_runs(trained, tmp_path, capsys):
+    _, out = trained
+    assert train_main(["detect-report", str(out), "--out", str(tmp_path / "rep")]) == 0
+    merged = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    original = json.loads((out / "summary.json").read_text())["summary"]
+    for kind in ("heatmap", "boxreg"):
+        assert merged[kind]["mean"]["miou"] == pytest.approx(original[kind]["mean"]["miou"])
+    assert cv2.imread(str(tmp_path / "rep" / "success.png")) is not None

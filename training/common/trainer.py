@@ -44,6 +44,15 @@ def resolve_precision(precision: str | None, accelerator: str) -> str:
     return "16-mixed" if on_gpu else "32-true"
 
 
+def _single_log_stream() -> None:
+    """Let Lightning's messages go through the CLI's root handler only (not twice)."""
+    if logging.getLogger().handlers:
+        for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+            logger = logging.getLogger(name)
+            logger.handlers.clear()
+            logger.propagate = True
+
+
 def make_trainer(
     out_dir: Path,
     *,
@@ -103,6 +112,7 @@ def make_trainer(
 
     if mode not in ("max", "min"):
         raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    _single_log_stream()
     seed_everything(seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

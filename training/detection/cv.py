@@ -130,6 +130,13 @@ def predict_items(
     return results
 
 
+def _rank_zero() -> bool:
+    """True in the process that writes files (rank 0 under DDP, torchrun or SLURM)."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
 def train_one(
     kind: str,
     fold: int,
@@ -207,14 +214,15 @@ def run(
         train_idx, val_idx = train_val_split(
             train_all, cfg.val_fraction, groups=groups, seed=cfg.seed + fold
         )
-        write_json(
-            {
-                "train": [dataset[i].image_id for i in train_idx],
-                "val": [dataset[i].image_id for i in val_idx],
-                "test": [dataset[i].image_id for i in test_idx],
-            },
-            out_dir / f"fold{fold}" / "split.json",
-        )
+        if _rank_zero():
+            write_json(
+                {
+                    "train": [dataset[i].image_id for i in train_idx],
+                    "val": [dataset[i].image_id for i in val_idx],
+                    "test": [dataset[i].image_id for i in test_idx],
+                },
+                out_dir / f"fold{fold}" / "split.json",
+            )
         for kind in kinds:
             kind_dir = out_dir / f"fold{fold}" / kind
             trainer, module = train_one(

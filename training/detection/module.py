@@ -135,6 +135,7 @@ class DetectionModule(L.LightningModule):
             imagenet=imagenet,
         )
         self.loss_fn = LOSSES.get(loss) if kind == "heatmap" else None
+        self._val_sums = torch.zeros(3, dtype=torch.float64)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (N, H, W, 3) BGR -> heatmap probabilities (N, 1, H, W) or boxes (N, 4)."""
@@ -186,22 +187,26 @@ class DetectionModule(L.LightningModule):
             m = evaluate_box(box, gt, size[0], size[1])
             ious.append(m.iou)
             hits.append(float(m.iou > 0.5))
-        if ious:
-            self.log(
-                "val_iou",
-                float(np.mean(ious)),
-                prog_bar=True,
-                on_epoch=True,
-                batch_size=len(ious),
-                sync_dist=True,
-            )
-            self.log(
-                "val_success_0.5",
-                float(np.mean(hits)),
-                on_epoch=True,
-                batch_size=len(ious),
-                sync_dist=True,
-            )
+        self._val_sums += torch.tensor([sum(ious), sum(hits), len(ious)], dtype=torch.float64)
+
+    def on_validation_epoch_start(self) -> None:
+        """Reset the IoU accumulators."""
+        self._val_sums = torch.zeros(3, dtype=torch.float64)
+
+    def on_validation_epoch_end(self) -> None:
+        """Log ``val_iou`` and ``val_success_0.5`` over all validation images with a box.
+
+        The sums are reduced across DDP processes here, once per epoch, so every rank takes
+        part in the same collective even when one rank's batches had no box.
+        """
+        sums = self._val_sums.to(self.device, torch.float32)
+        if self.trainer.world_size > 1:
+            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        count = float(sums[2])
+        iou = float(sums[0]) / count if count else 0.0
+        success = float(sums[1]) / count if count else 0.0
+        self.log("val_iou", iou, prog_bar=True)
+        self.log("val_success_0.5", success)
 
     def configure_optimizers(self) -> dict[str, Any]:
         """AdamW with a short linear warm-up and a cosine decay over the planned steps."""

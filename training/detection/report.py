@@ -277,3 +277,31 @@ def write_json(data, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(clean(data), indent=2))
     return path
+
+
+def _parse_box(text: str) -> Box | None:
+    return tuple(float(v) for v in text.split()) if text else None  # type: ignore[return-value]
+
+
+def read_rows(path: Path) -> list[ImageResult]:
+    """Read a ``per_image.csv`` back into ImageResults (metrics recomputed from the boxes)."""
+    results = []
+    with Path(path).open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            image_id: int | str = (
+                int(row["image_id"]) if row["image_id"].isdigit() else row["image_id"]
+            )
+            results.append(
+                make_result(
+                    row["model"],
+                    int(row["fold"]),
+                    image_id,
+                    row["file"],
+                    int(row["width"]),
+                    int(row["height"]),
+                    _parse_box(row["gt_box"]),
+                    _parse_box(row["pred_box"]),
+                    float(row["peak"]),
+                )
+            )
+    return results
