@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "evaluate-detect": "training.commands.evaluate_detect",
     "compare-annotators": "training.commands.compare_annotators",
     "export": "training.commands.export",
+    "detect-report": "training.commands.detect_report",
 }
 
 
