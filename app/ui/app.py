@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QTimer
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
@@ -265,7 +265,12 @@ def run_gui(options: GuiOptions) -> int:
     finally:
         if window.isVisible():
             window.close()
+        # Signal connections to lambdas keep the Python side of a top-level window alive;
+        # deleting the C++ side breaks that cycle (and stops every child's timers).
+        window.deleteLater()
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
         notifications.close()
+        notifications.deleteLater()
     return task.result if task is not None else 0
 
 

@@ -43,7 +43,7 @@ _TMP = Path(tempfile.mkdtemp(prefix="ercp-ui-tests-"))
 (_TMP / "screens.json").write_text(json.dumps(_SCREENS))
 os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={_TMP / 'screens.json'}"
 
-from PySide6.QtCore import QCoreApplication, QEvent, QStandardPaths  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from app.core.errors import SignalLostError  # noqa: E402
@@ -70,7 +70,6 @@ _USER_SETTINGS = _user_settings_path()
 _USER_SETTINGS_BEFORE = _user_settings_state(_USER_SETTINGS)
 # From here on even a stray default QSettings lands in the temporary folder.
 os.environ["XDG_CONFIG_HOME"] = str(_TMP / "config")
-QStandardPaths.setTestModeEnabled(True)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -116,7 +115,7 @@ def no_leaks(qapp):
     ]
     if leaked_threads or leaked_widgets:
         for w in qapp.topLevelWidgets():
-            if id(w) not in widgets_before:
+            if id(w) not in widgets_before and w.parent() is None:  # children go with it
                 w.close()
                 w.deleteLater()
         _flush_deletes()
