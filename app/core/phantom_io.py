@@ -250,7 +250,7 @@ def write_contact_sheet(
             index += 1
             continue
         image, truth = render_still(index, seed, config)
-        if truth.box is not None:
+        if truth.box is not None and truth.visible_fraction > 0.95:
             seen.add(k)
             tile = np.zeros((tile_h + caption_h, tile_width, 3), np.uint8)
             tile[:tile_h] = cv2.resize(image, (tile_width, tile_h), interpolation=cv2.INTER_AREA)

@@ -52,7 +52,7 @@ def sample_anatomy(rng: np.random.Generator) -> Anatomy:
     height = {
         "flat": rng.uniform(0.08, 0.2),
         "protruding": rng.uniform(0.55, 0.9),
-        "bulging": rng.uniform(0.35, 0.55),
+        "bulging": rng.uniform(0.3, 0.45),
         "diverticulum": rng.uniform(0.25, 0.6),
     }[morphology]
     return Anatomy(
@@ -296,8 +296,8 @@ def build_scene(
     if anatomy.bile > 0.05:
         bile = np.clip(fractal_noise(r_bile, (h, w), cell=0.4 * u, octaves=2) - 0.6, 0, 1)
         bile *= anatomy.bile * 1.5 * (1.0 - pap_tint)
-        g_alb = g_alb + 0.12 * bile
-        b_alb = b_alb - 0.08 * bile
+        g_alb = g_alb + 0.07 * bile
+        b_alb = b_alb - 0.06 * bile
     texture = np.empty((h, w, 3), np.uint8)
     for ch, (alb, gamma) in enumerate(((b_alb, 1.4), (g_alb, 1.3), (r_alb, 0.8))):
         lit = shade**gamma
@@ -357,8 +357,8 @@ def _add_papilla(
     nod = peak * dome
     if morph == "bulging":
         # The swollen intraduodenal segment of the bile duct, inside the upper half.
-        r2_seg = (du / (0.8 * rx)) ** 2 + ((dv + 0.35 * ry) / (0.75 * ry)) ** 2
-        nod += 0.35 * peak * np.clip(1.0 - r2_seg, 0, 1) ** 1.5
+        r2_seg = (du / (0.85 * rx)) ** 2 + ((dv + 0.4 * ry) / (0.65 * ry)) ** 2
+        nod += 0.8 * peak * np.clip(1.0 - r2_seg, 0, 1) ** 1.2
     # Granular, reticular surface of the papilla, strongest on its top.
     nod += (0.025 * rx * (0.2 + anatomy.granularity)) * gran * _smoothstep((1.0 - r2) / 0.5)
     # Fine radial ridges converging on the orifice.

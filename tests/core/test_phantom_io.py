@@ -147,3 +147,24 @@ def test_cli_needs_exactly_one_of_images_and_video(tmp_path):
     assert exc.value.code == 2
     with pytest.raises(SystemExit):
         main(["phantom", "--out", str(tmp_path)])
+
+
+def test_cli_writes_a_contact_sheet(tmp_path):
+    rc = main(
+        [
+            "phantom",
+            "--out",
+            str(tmp_path),
+            "--sheet",
+            "4",
+            "--seed",
+            "0",
+            "--width",
+            "320",
+            "--height",
+            "180",
+        ]
+    )
+    assert rc == 0
+    sheet = cv2.imread(str(tmp_path / "phantom_contact_sheet.png"))
+    assert sheet is not None and sheet.shape[1] == 4 * 480
