@@ -338,3 +338,19 @@ def test_soft_mask_round_trip_sanity():
     box = (10.0, 14.0, 30.0, 20.0)
     back, peak = box_from_heatmap(soft_mask(box, (64, 64)))
     assert iou(back, box) > 0.95 and peak > 0.99
+
+
+def test_phantom_still_dataset_loads_with_negatives(tmp_path):
+    from app.core.phantom import PhantomConfig
+    from app.core.phantom_io import write_still_dataset
+
+    cfg = PhantomConfig(width=160, height=120, absent_fraction=0.5)
+    out = write_still_dataset(tmp_path / "ph", 8, seed=3, config=cfg)
+    dataset = CocoDataset.load(out)
+    assert len(dataset) == 8 and not dataset.problems
+    assert any(r.box is None for r in dataset) and any(r.box is not None for r in dataset)
+    assert dataset.patient_ids is not None
+    prepared = prepare_record(
+        next(r for r in dataset if r.box is not None), InputSpec("image", 64, 64)
+    )
+    assert prepared.box is not None and prepared.pixels.shape == (64, 64, 3)

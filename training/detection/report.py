@@ -180,7 +180,7 @@ def plot_success(summary: Mapping[str, dict], path: Path, title: str = "") -> Pa
     )
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower left" if ax is axes[0] else "lower right")
+        ax.legend(loc="lower left" if ax is axes[0] else "upper left")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -236,7 +236,8 @@ def worst_cases_grid(
             interpolation=cv2.INTER_AREA,
         )
         canvas = np.zeros((tile + 22, tile, 3), np.uint8)
-        canvas[: small.shape[0], : small.shape[1]] = small
+        top = (tile - small.shape[0]) // 2  # centre short images, label right under the tile
+        canvas[top : top + small.shape[0], : small.shape[1]] = small
         text = (
             f"IoU {r.metrics.iou:.2f} cd {r.metrics.centroid_distance:.3f}"
             if r.metrics.detected
