@@ -170,3 +170,15 @@ def test_classifier_region_is_clipped_to_the_field():
         (0, 0, 100, 100),
         "field",
     )
+
+
+def test_bench_conv_detector_is_a_working_detector(tmp_path):
+    from tests.onnx_fixtures import conv_detector_model, save
+
+    model = load_model(
+        save(conv_detector_model((64, 64), layers=2), tmp_path / "conv.onnx"), providers=["cpu"]
+    )
+    box = (20.0, 16.0, 24.0, 20.0)
+    det = Detector(model).predict(frame_with_blob(box, shape=(64, 64)))
+    assert det.heatmap.shape == (16, 16)
+    assert det.box is not None and iou(det.box, box) > 0.8
