@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from app.core import phantom as ph
+from app.core import phantom_render as pr
 from app.core.errors import ConfigError
 from app.core.frame import FrameSource
 from app.core.phantom import (
@@ -27,7 +28,7 @@ SMALL = PhantomConfig(width=320, height=180)
 
 def _window_mask(config: PhantomConfig) -> np.ndarray:
     """Boolean (H, W): inside the endoscopic window, in frame pixels."""
-    layout = ph._layout(config)
+    layout = pr._layout(config)
     x, y, w, h = layout.field
     mask = np.zeros((config.height, config.width), bool)
     mask[y : y + h, x : x + w] = layout.mask[:, :, 0] > 0
@@ -65,11 +66,11 @@ def _nodule_pair(seed: int, config: PhantomConfig, index: int):
     k, _ = ph.patient_of(index, seed)
     scene = ph._still_scene(seed, k, False, config)
     bare = build_scene(*ph._still_scene_args(seed, k, False, config), nodule=False)
-    layout = ph._layout(config)
-    view = ph._View(*_view_of(scene, config, index))
+    layout = pr._layout(config)
+    view = pr._View(*_view_of(scene, config, index))
     template = np.zeros((config.height, config.width, 3), np.uint8)
-    with_img, box, frac = ph._render_view(scene, view, layout, template)
-    without_img, _, _ = ph._render_view(bare, view, layout, template)
+    with_img, box, frac = pr._render_view(scene, view, layout, template)
+    without_img, _, _ = pr._render_view(bare, view, layout, template)
     return with_img, without_img, box, frac
 
 
@@ -80,7 +81,7 @@ def _view_of(scene, config, index):
     zoom = rng.uniform(0.9, 1.5)
     roll = rng.uniform(-0.6, 0.6)
     off = (rng.uniform(-0.3, 0.3) * fw, rng.uniform(-0.3, 0.3) * fh)
-    cx, cy = ph._centre_for(scene.papilla_centre, off, zoom, roll, scene.unit, fh)
+    cx, cy = pr._centre_for(scene.papilla_centre, off, zoom, roll, scene.unit, fh)
     tx, ty = rng.uniform(-0.2, 0.2, 2)
     return cx, cy, zoom, roll, tx, ty
 
@@ -158,8 +159,8 @@ def test_video_out_of_view_frames_show_no_nodule():
     checked = 0
     for i in range(0, 600, 7):
         view = video._view(i / config.fps)
-        img, box, frac = ph._render_view(video.scene, view, video._layout, template)
-        bare, _, _ = ph._render_view(bare_scene, view, video._layout, template)
+        img, box, frac = pr._render_view(video.scene, view, video._layout, template)
+        bare, _, _ = pr._render_view(bare_scene, view, video._layout, template)
         changed = (np.abs(img.astype(int) - bare.astype(int)).sum(axis=2) > 12).sum()
         if box is None and frac == 0.0:
             assert changed < 20
