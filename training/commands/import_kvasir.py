@@ -24,13 +24,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep images with several boxes (default: single-box images only)",
     )
     parser.add_argument("--category", default="polyp", help="category name (%(default)s)")
+    parser.add_argument(
+        "--boxes-from-masks",
+        action="store_true",
+        help="take each box from the segmentation mask (masks/, one box per "
+        "connected region) instead of kavsir_bboxes.json: a second annotation "
+        "for compare-annotators",
+    )
 
 
-def convert(src: Path, out: Path, *, single_box_only: bool = True, category: str = "polyp") -> dict:
+def mask_boxes(mask_path: Path, min_area: int = 64) -> list[dict]:
+    """Kvasir-style boxes (xmin, ymin, xmax exclusive, ymax exclusive) of a mask's regions."""
+    import cv2
+
+    mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
+    if mask is None:
+        raise DatasetError(f"cannot read mask {mask_path}")
+    count, _, stats, _ = cv2.connectedComponentsWithStats((mask > 127).astype("uint8"), 8)
+    boxes = []
+    for x, y, w, h, area in stats[1:count]:
+        if area >= min_area:  # JPEG speckle is not a polyp
+            boxes.append({"xmin": int(x), "ymin": int(y), "xmax": int(x + w), "ymax": int(y + h)})
+    return boxes
+
+
+def convert(
+    src: Path,
+    out: Path,
+    *,
+    single_box_only: bool = True,
+    category: str = "polyp",
+    boxes_from_masks: bool = False,
+) -> dict:
     """Write ``out/annotations.json`` (COCO) referring to the images in ``src/images``.
 
     Kvasir boxes are ``xmin, ymin, xmax, ymax`` in pixels; COCO wants ``[x, y, w, h]``. The
     ``xmax``/``ymax`` are taken as exclusive edges (w = xmax - xmin), as Kvasir's own masks show.
+
+    With ``boxes_from_masks`` the boxes come from ``src/masks`` (one per connected region of at
+    least 64 pixels) instead: an independent second annotation of the same polyps.
 
     Returns:
         Counts: ``images`` kept, ``dropped_multi_box``, ``dropped_no_box``, ``missing_image``.
@@ -57,6 +89,16 @@ def convert(src: Path, out: Path, *, single_box_only: bool = True, category: str
     for stem in sorted(entries):
         entry = entries[stem]
         boxes = entry.get("bbox") or []
+        if boxes_from_masks:
+            mask = next(
+                (
+                    src / "masks" / f"{stem}{ext}"
+                    for ext in _EXTENSIONS
+                    if (src / "masks" / f"{stem}{ext}").is_file()
+                ),
+                None,
+            )
+            boxes = mask_boxes(mask) if mask is not None else []
         if not boxes:
             counts["dropped_no_box"] += 1
             continue
@@ -114,7 +156,13 @@ def convert(src: Path, out: Path, *, single_box_only: bool = True, category: str
 
 def run(args: argparse.Namespace) -> int:
     """Convert and print what was kept and dropped."""
-    counts = convert(args.src, args.out, single_box_only=not args.all_boxes, category=args.category)
+    counts = convert(
+        args.src,
+        args.out,
+        single_box_only=not args.all_boxes,
+        category=args.category,
+        boxes_from_masks=args.boxes_from_masks,
+    )
     print(
         f"wrote {args.out / 'annotations.json'}: {counts['images']} images kept of "
         f"{counts['source_entries']}; dropped {counts['dropped_multi_box']} with several "
