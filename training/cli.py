@@ -12,6 +12,7 @@ from app.cli import build_parser, parse_and_run
 COMMANDS: dict[str, str] = {
     "classify": "training.commands.classify",
     "evaluate-classify": "training.commands.evaluate_classify",
+    "gradcam": "training.commands.gradcam",
     "import-kvasir": "training.commands.import_kvasir",
     "detect": "training.commands.detect",
     "evaluate-detect": "training.commands.evaluate_detect",

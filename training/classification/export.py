@@ -50,7 +50,8 @@ def export_module(
     metrics: Any = None,
     source: Any = None,
     parity_n: int = 4,
-) -> Path:
+    opset: int = 17,
+) -> tuple[Path, float | None]:
     """Export a trained module under the contract and check parity with PyTorch.
 
     Args:
@@ -62,6 +63,10 @@ def export_module(
         metrics: ``ercp.metrics`` (e.g. the CV summary).
         source: ``ercp.source`` (command, git revision, checkpoint).
         parity_n: random images for the parity check (0 skips it).
+        opset: ONNX opset.
+
+    Returns:
+        The written path and the parity (max |torch - onnxruntime| over probs and cam).
 
     Raises:
         ExportError: export, contract or parity (probs and cam within 1e-4) failed.
@@ -86,49 +91,88 @@ def export_module(
     )
     wrapper = build_wrapper(module.cpu().eval(), with_cam=with_cam)
     path = export_onnx(
-        wrapper, out_path, input_spec=spec, output_names=list(outputs.values()), metadata=meta
+        wrapper,
+        out_path,
+        input_spec=spec,
+        output_names=list(outputs.values()),
+        metadata=meta,
+        opset=opset,
     )
+    diff = None
     if parity_n:
         diff = check_parity(wrapper, path, n=parity_n, atol=PARITY_ATOL)
         log.info("parity of probs%s: %.2e", " and cam" if with_cam else "", diff)
-    return path
+    return path, diff
 
 
-def export_checkpoint(ckpt_path: str | Path, out_path: str | Path, **opts: Any) -> Path:
+def export_checkpoint(
+    ckpt_path: str | Path,
+    out_path: str | Path,
+    *,
+    name: str | None = None,
+    version: str = "1.0",
+    opset: int = 17,
+    source: Any = None,
+    options: dict[str, Any] | None = None,
+    **more: Any,
+) -> dict[str, Any]:
     """Export a ``classify`` checkpoint (``fold_K/checkpoints/best.ckpt``) to ONNX.
+
+    This is the exporter ``ercp-train export`` calls for ``hparams["task"] == "classify"``.
 
     Args:
         ckpt_path: the Lightning checkpoint.
         out_path: the .onnx file to write.
-        **opts: keywords of :func:`export_module` (``name``, ``version``, ``with_cam``,
-            ``metrics``, ``source``, ``parity_n``); unknown ones are ignored with a log line so
-            that the shared ``export`` command can pass detector-only options.
+        name: ``ercp.name`` (default ``difficulty-<arch>-<label set>``).
+        version: ``ercp.version``.
+        opset: ONNX opset.
+        source: ``ercp.source`` additions (e.g. the export command); the git revision and the
+            checkpoint are always recorded.
+        options: classifier options ``with_cam`` (default True), ``metrics``, ``parity_n``;
+            options of other tasks (e.g. the detector's ``min_peak``) are ignored if unset and
+            refused if set.
+        **more: the same options as keywords.
 
     Returns:
-        The written path.
+        ``{"path", "parity", "classes", "region", "outputs"}``.
 
     Raises:
-        ExportError: see :func:`export_module`.
+        ExportError: unreadable checkpoint, a detector-only option, export, contract or
+            parity (probs and cam within 1e-4) failure.
     """
-    known = {"name", "version", "with_cam", "metrics", "source", "parity_n"}
-    ignored = sorted(k for k, v in opts.items() if k not in known and v is not None)
-    if ignored:
-        log.info("classifier export ignores options %s", ", ".join(ignored))
-    kwargs = {k: v for k, v in opts.items() if k in known and v is not None}
+    opts = {k: v for k, v in {**(options or {}), **more}.items() if v is not None}
+    known = {"with_cam", "metrics", "parity_n"}
+    foreign = sorted(set(opts) - known)
+    if foreign:
+        raise ExportError(
+            f"options {foreign} do not apply to a classifier (known: {sorted(known)})"
+        )
     try:
         module = load_checkpoint(ckpt_path)
     except (OSError, KeyError, RuntimeError) as exc:
         raise ExportError(f"cannot read checkpoint {ckpt_path}: {exc}") from exc
-    kwargs.setdefault(
-        "source",
-        {
-            "git": git_revision(),
-            "checkpoint": str(ckpt_path),
-            "command": (module.hparams.get("extra") or {}).get("command"),
-        },
+    extra = module.hparams.get("extra") or {}
+    provenance = {
+        "git": git_revision(),
+        "checkpoint": str(ckpt_path),
+        "trained_with": extra.get("command"),
+    }
+    if isinstance(source, dict):
+        provenance.update(source)
+    elif source is not None:
+        provenance["command"] = source
+    opts.setdefault("metrics", _fold_metrics(Path(ckpt_path)))
+    path, parity = export_module(
+        module, out_path, name=name, version=version, opset=opset, source=provenance, **opts
     )
-    kwargs.setdefault("metrics", _fold_metrics(Path(ckpt_path)))
-    return export_module(module, out_path, **kwargs)
+    with_cam = opts.get("with_cam", True)
+    return {
+        "path": path,
+        "parity": parity if parity is not None else float("nan"),
+        "classes": list(module.classes),
+        "region": module.hparams["region"],
+        "outputs": [OUTPUT_PROBS, OUTPUT_CAM] if with_cam else [OUTPUT_PROBS],
+    }
 
 
 def _fold_metrics(ckpt_path: Path) -> dict | None:

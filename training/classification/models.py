@@ -239,8 +239,11 @@ def create_model(
         raise ConfigError("give either --imagenet or --pretrained FILE, not both")
     net = get_model(arch, weights=imagenet_weights(arch) if imagenet else None)
     spec.replace_head(net, n_classes)
+    model = DifficultyNet(arch, net, n_classes)
     if pretrained:
         from training.common.pretrained import load_pretrained
 
-        load_pretrained(net, pretrained)
-    return DifficultyNet(arch, net, n_classes)
+        # Into the wrapper (keys ``net.*``), so that torchvision files (``conv1.weight``),
+        # our own state dicts and Lightning checkpoints (``model.net.*``) all match by prefix.
+        load_pretrained(model, pretrained)
+    return model
