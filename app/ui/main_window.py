@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QScrollArea,
+    QStyle,
     QVBoxLayout,
     QWidget,
 )
@@ -130,6 +131,9 @@ class MainWindow(QMainWindow):
         scroll.setWidget(side)
         scroll.setWidgetResizable(True)
         scroll.setFixedWidth(SIDE_PANEL_WIDTH)
+        # Leave room for the vertical scroll bar, so the panels wrap instead of being clipped.
+        bar_width = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        side.setFixedWidth(SIDE_PANEL_WIDTH - bar_width - 2 * scroll.frameWidth() - 2)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         row.addWidget(scroll)
         self.setCentralWidget(central)

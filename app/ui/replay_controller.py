@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSlider,
     QVBoxLayout,
     QWidget,
@@ -113,7 +114,8 @@ class RecordingPanel(QGroupBox):
         layout = QVBoxLayout(self)
         self.form = QFormLayout()
         layout.addLayout(self.form)
-        self.saved = QCheckBox("Draw saved predictions (uncheck: run loaded models)", self)
+        self.saved = QCheckBox("Draw saved predictions", self)
+        self.saved.setToolTip("Unchecked: run the loaded models on the replay instead")
         self.saved.setObjectName("saved_predictions")
         self.saved.setChecked(True)
         self.saved.toggled.connect(self.saved_predictions_toggled)
@@ -128,6 +130,7 @@ class RecordingPanel(QGroupBox):
         for label, value in self.rows:
             text = QLabel(value, self)
             text.setWordWrap(True)
+            text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.form.addRow(label, text)
         self.setTitle(f"Recording: {info.path.name}")

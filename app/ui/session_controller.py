@@ -713,8 +713,9 @@ class SessionController(QObject):
         cls = self._models.get("classifier")
         provider = det.model.provider_report.chosen_short.upper() if det else None
         names = " + ".join(m.label for m in (det, cls) if m is not None) or None
+        fps = self._display.displayed_fps() if self._display is not None else 0.0
         self._hud_cache = HudInfo(
-            fps=self._display.displayed_fps() if self._display is not None else None,
+            fps=fps if fps > 0 else None,
             latency_ms=stats.latency_p50_ms if stats is not None else None,
             provider=provider,
             model=names,

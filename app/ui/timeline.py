@@ -13,6 +13,8 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 PEAK_PEN = pg.mkPen((255, 215, 64), width=2)
 CLASS_COLOURS = ((90, 200, 90), (250, 170, 60), (250, 110, 60), (230, 80, 80), (160, 160, 255))
 MARKER_BRUSH = pg.mkBrush(80, 200, 255)
+Y_TOP = 1.5
+MARKER_Y = 1.07
 
 
 class TimelinePanel(QWidget):
@@ -32,8 +34,8 @@ class TimelinePanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         self.plot = pg.PlotWidget(self, background=(18, 18, 18))
         self.plot.setObjectName("timeline_plot")
-        self.plot.setMinimumHeight(130)
-        self.plot.setMaximumHeight(200)
+        self.plot.setMinimumHeight(170)
+        self.plot.setMaximumHeight(230)
         layout.addWidget(self.plot)
         item = self.plot.getPlotItem()
         item.setMenuEnabled(False)
@@ -43,7 +45,9 @@ class TimelinePanel(QWidget):
         item.setLabel("left", "p")
         self.view = item.getViewBox()
         self.view.setMouseEnabled(x=False, y=False)
-        self.view.setYRange(0.0, 1.08, padding=0)
+        # Headroom above 1 for the legend and the export markers, clear of the curves.
+        self.view.setYRange(0.0, Y_TOP, padding=0)
+        item.getAxis("left").setTicks([[(v, f"{v:g}") for v in (0.0, 0.5, 1.0)]])
         self.view.enableAutoRange(y=False)
         self.legend = item.addLegend(offset=(6, 4), colCount=4, labelTextSize="8pt")
         self.peak_curve = item.plot([], [], pen=PEAK_PEN, name="AOV confidence")
@@ -105,7 +109,7 @@ class TimelinePanel(QWidget):
     def set_markers(self, times: Sequence[float]) -> None:
         """Markers at exported frames (seconds)."""
         times = np.asarray(list(times), dtype=np.float64)
-        self.markers.setData(times, np.full(times.shape, 1.03))
+        self.markers.setData(times, np.full(times.shape, MARKER_Y))
 
     def marker_times(self) -> list[float]:
         """Where the markers are (seconds)."""

@@ -113,6 +113,10 @@ class VideoView(QWidget):
         """How many distinct frames have been painted since construction."""
         return self._painted_new
 
+    def paint_times(self) -> list[float]:
+        """Monotonic times of the last paints of new frames (at most ``INTERVAL_HISTORY``)."""
+        return list(self._paint_times)
+
     def frame_intervals_ms(self) -> np.ndarray:
         """Intervals between the last paints of new frames, in milliseconds."""
         t = np.fromiter(self._paint_times, dtype=np.float64)
