@@ -202,7 +202,10 @@ class ScreenshotTask:
         if self._base is None:
             self._base = view.painted_frames
         done = view.painted_frames - self._base >= self.frames
-        if not done and time.monotonic() - self._start < SCREENSHOT_TIMEOUT_S:
+        pipeline = session.pipeline
+        # No source, or a finite one that ended: no more frames will come; shoot now.
+        stuck = pipeline is None or pipeline.source_ended
+        if not done and not stuck and time.monotonic() - self._start < SCREENSHOT_TIMEOUT_S:
             return
         self._timer.stop()
         self.window._status_changed(session.status())  # the figures as of this frame
@@ -214,9 +217,15 @@ class ScreenshotTask:
             self.result = 2
         elif not done:
             log.error(
-                "screenshot taken after %.0f s with only %d frames shown",
-                SCREENSHOT_TIMEOUT_S,
+                "screenshot %s taken with only %d of %d frames shown (%s)",
+                self.path,
                 view.painted_frames - self._base,
+                self.frames,
+                "no source"
+                if pipeline is None
+                else "the source ended"
+                if pipeline.source_ended
+                else "timed out",
             )
             self.result = 1
         else:

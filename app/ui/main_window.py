@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -25,7 +25,7 @@ from app.ui import engine
 from app.ui.banners import BannerArea, NotificationManager
 from app.ui.controls import ModelPanel, OverlayPanel, RecordPanel, SourcePanel, format_clock
 from app.ui.exports_panel import ExportsPanel
-from app.ui.procedure_mode import ProcedureWindow, choose_screen
+from app.ui.procedure_mode import ProcedureWindow, choose_screen, screen_names
 from app.ui.replay_controller import RecordingPanel, ReplayController, ReplayPanel
 from app.ui.session_controller import SessionController, SessionStatus, SourceInfo
 from app.ui.settings import AppSettings
@@ -169,6 +169,9 @@ class MainWindow(QMainWindow):
         view = self.menuBar().addMenu("&View")
         self._action(view, "&Procedure mode (full screen)", self.enter_procedure_mode)
         self._action(view, "&Hide / show AI overlays", self.toggle_ai)
+        self.screen_menu = view.addMenu("Procedure &monitor")
+        self.screen_menu.aboutToShow.connect(self._fill_screen_menu)
+        self._fill_screen_menu()
         helpmenu = self.menuBar().addMenu("&Help")
         self._action(helpmenu, "&Keyboard shortcuts", self.show_shortcuts)
         self._action(helpmenu, "&About", self.show_about)
@@ -184,6 +187,25 @@ class MainWindow(QMainWindow):
         ):
             shortcut = QShortcut(QKeySequence(key), self)
             shortcut.activated.connect(slot)
+
+    def _fill_screen_menu(self) -> None:
+        menu = self.screen_menu
+        menu.clear()
+        group = QActionGroup(menu)
+        for name in [None, *screen_names()]:
+            action = QAction(
+                "Automatic (another monitor if there is one)" if name is None else name, menu
+            )
+            action.setCheckable(True)
+            action.setChecked(name == self.procedure_screen)
+            action.triggered.connect(lambda _=False, n=name: self.set_procedure_screen(n))
+            group.addAction(action)
+            menu.addAction(action)
+
+    def set_procedure_screen(self, name: str | None) -> None:
+        """The monitor procedure mode uses (None: automatic); remembered in the settings."""
+        self.procedure_screen = name
+        self.settings.set_value("procedure/screen", name)
 
     def _action(self, menu, text: str, slot, shortcut=None) -> QAction:
         action = QAction(text, self)
