@@ -10,8 +10,6 @@ import sys
 import threading
 import time
 
-import numpy as np
-
 HELP = "benchmark the models alone and the real-time pipeline (throughput, latency, drops)"
 
 
@@ -44,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _pct(values, qs=(50, 95, 99)) -> dict[str, float | None]:
+    import numpy as np
+
     if len(values) == 0:
         return {f"p{q}": None for q in qs}
     return {f"p{q}": round(float(v), 2) for q, v in zip(qs, np.percentile(values, qs), strict=True)}
@@ -108,6 +108,8 @@ class _Limited:
 
 def bench_models(detector, classifier, processor, frame, iterations: int) -> dict:
     """Phase 1: the models alone in a loop on one frame (no threads, no source)."""
+    import numpy as np
+
     from app.core.inference import prepare_input
 
     roi = processor.find_field(frame.image)
@@ -213,6 +215,8 @@ class DisplayProbe:
 
 def bench_pipeline(spec: str, frames: int, detector, classifier, config, display_hz: float):
     """Phase 2: the full pipeline on the source paced at its fps, with a display and a sink."""
+    import numpy as np
+
     from app.core.pipeline import Pipeline
 
     source = _open(spec, frames, realtime=True)
