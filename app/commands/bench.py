@@ -270,6 +270,22 @@ def bench_pipeline(spec: str, frames: int, detector, classifier, config, display
     }
 
 
+def _merge_alone(before: dict, after: dict) -> dict:
+    """Average two model-alone measurements (means and percentiles alike) and keep both."""
+    merged: dict = {}
+    for key, first in before.items():
+        second = after[key]
+        merged[key] = {
+            k: (round((v + second[k]) / 2, 2) if isinstance(v, (int, float)) else v)
+            for k, v in first.items()
+        }
+    merged["models_per_frame"]["frames_per_s"] = round(
+        1000.0 / merged["models_per_frame"]["ms_mean"], 2
+    )
+    merged["runs"] = {"before": before["models_per_frame"], "after": after["models_per_frame"]}
+    return merged
+
+
 def run_bench(args: argparse.Namespace) -> dict:
     """All figures of one benchmark run, as a dict."""
     from app.commands.engine_common import engine_config, load_engine_models
@@ -287,11 +303,17 @@ def run_bench(args: argparse.Namespace) -> dict:
 
         raise SourceError(f"{args.source}: no readable frame")
     processor = FrameProcessor(detector, classifier, config)
-    alone = bench_models(detector, classifier, processor, frame, args.frames)
+    # The models alone run before and after the pipeline, half the iterations each, and the
+    # two are averaged: on a shared machine the load drifts, and a limit measured only before
+    # would compare the pipeline with a different machine.
+    half = max(1, args.frames // 2)
+    before = bench_models(detector, classifier, processor, frame, half)
     with_ai = bench_pipeline(
         args.source, args.frames, detector, classifier, config, args.display_hz
     )
+    after = bench_models(detector, classifier, processor, frame, half)
     video_only = bench_pipeline(args.source, args.frames, None, None, config, args.display_hz)
+    alone = _merge_alone(before, after)
     model_fps = alone["models_per_frame"]["frames_per_s"]
     model_ms = alone["models_per_frame"]["ms_mean"]
     source_fps = with_ai["source_fps"] or float("nan")
@@ -359,6 +381,11 @@ def _print(result: dict) -> None:
         f"   per frame   {a['models_per_frame']['frames_per_s']:8.1f} frames/s       "
         f"{a['models_per_frame']['ms_mean']:.1f} ms (models), "
         f"{a['engine_per_frame']['ms_mean']:.1f} ms (with ROI, resize, postprocess)"
+    )
+    runs = a["runs"]
+    print(
+        f"   (models alone before / after the pipeline: {runs['before']['frames_per_s']:.1f} / "
+        f"{runs['after']['frames_per_s']:.1f} frames/s; the figures above are their mean)"
     )
     o = a["overlay"]
     print(f"   overlay     {o['frame']}: {o['p50']:.1f} ms p50, {o['p95']:.1f} ms p95 to draw")
