@@ -16,6 +16,7 @@ main window (frame scaled into the video area). ``--detector`` uses a given mode
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import sys
@@ -98,6 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-classifier", action="store_true")
     parser.add_argument("--procedure", action="store_true", help="measure procedure mode")
     parser.add_argument(
+        "--hide",
+        nargs="*",
+        default=[],
+        metavar="ELEMENT",
+        choices=["heatmap", "box", "centroid", "difficulty", "cam", "hud"],
+        help="overlay elements to switch off (default: the app's defaults)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -132,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(notifications, settings)
     window.resize(*size)
     window.show()
+    if args.hide:
+        window.session.set_options(
+            dataclasses.replace(window.session.options, **{name: False for name in args.hide})
+        )
     if args.threads is not None:
         window.session.set_config(window.session.config.with_changes(intra_op_threads=args.threads))
     window.load_model("detector", str(detector))
@@ -208,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         + (f" (calibrated {ips:.1f} inferences/s alone)" if ips else "")
         + ("" if classifier is None else " + classifier")
         + f"; ORT intra-op threads {window.session.config.intra_op_threads or 'auto'}"
+        + (f"; overlay without {', '.join(args.hide)}" if args.hide else "")
     )
     print(
         f"measured {elapsed:.1f} s: captured {captured} frames, painted {painted} "
