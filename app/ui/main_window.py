@@ -140,7 +140,8 @@ class MainWindow(QMainWindow):
 
         bar = self.statusBar()
         self.status_labels: dict[str, QLabel] = {}
-        for name in ("source", "fps", "inference", "dropped", "ai", "models", "provider"):
+        # The source's name is in the source panel; the bar keeps to figures and warnings.
+        for name in ("fps", "inference", "dropped", "ai", "models", "provider"):
             label = QLabel("", self)
             label.setObjectName(f"status_{name}")
             label.setStyleSheet(_OK_STYLE)
@@ -353,7 +354,6 @@ class MainWindow(QMainWindow):
 
     def _status_changed(self, st: SessionStatus) -> None:
         labels = self.status_labels
-        labels["source"].setText(st.source_name or "no source")
         labels["fps"].setText(f"display {st.displayed_fps:4.1f} / source {st.source_fps:g} fps")
         if st.ai_state in ("running", "paused") or st.inference_fps:
             p50 = f"{st.latency_p50_ms:.0f}" if st.latency_p50_ms is not None else "–"
@@ -363,10 +363,12 @@ class MainWindow(QMainWindow):
             )
         else:
             labels["inference"].setText("AI –")
-        labels["dropped"].setText(f"skipped {st.dropped_frames} fr / {st.dropped_predictions} pred")
+        labels["dropped"].setText(
+            f"AI skipped {st.dropped_frames} fr, {st.dropped_predictions} pred not shown"
+        )
         labels["dropped"].setToolTip(
-            "Frames the AI skipped because it was busy (all were "
-            "shown and recorded) / predictions replaced before use"
+            "Frames the AI skipped because it was busy (every frame was still shown and "
+            "recorded), and predictions never drawn (a newer one came first, or stale)"
         )
         ai = labels["ai"]
         if not st.ai_visible:
@@ -382,7 +384,9 @@ class MainWindow(QMainWindow):
             )
             ai.setToolTip(st.ai_reason)
             ai.setStyleSheet(_OK_STYLE)
-        labels["models"].setText("  ".join(st.models) if st.models else "no models loaded")
+        short = [m.replace("detector: ", "det ").replace("classifier: ", "cls ") for m in st.models]
+        labels["models"].setText(" · ".join(short) if short else "no models loaded")
+        labels["models"].setToolTip("\n".join(st.models))
         provider = labels["provider"]
         if st.on_cpu:
             provider.setText("⚠ AI on CPU, not GPU")

@@ -129,6 +129,7 @@ class SessionStatus:
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
     dropped_frames: int = 0
+    #: Predictions made but never drawn (a newer one came first, or they were stale).
     dropped_predictions: int = 0
     provider: str = ""
     on_cpu: bool = False
@@ -239,6 +240,9 @@ class SessionController(QObject):
         self._last_playback = 0.0
         self._last_playback_state: PlaybackState | None = None
         self._frames_rendered = 0
+        # Distinct predictions drawn on the current source, to count the ones never shown.
+        self._drawn_predictions = 0
+        self._last_drawn: Prediction | None = None
         self._render_ms: deque[float] = deque(maxlen=240)
         self._timer = QTimer(self)
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -376,6 +380,8 @@ class SessionController(QObject):
         )
         self._timeline = TimelineSeries()
         self._shown = None
+        self._drawn_predictions = 0
+        self._last_drawn = None
         self._timer.setInterval(poll_interval_ms(self._source_info.fps))
         if recording is not None and self.use_saved_predictions:
             pipeline.set_ai_enabled(False)  # the saved predictions are drawn instead
@@ -655,6 +661,9 @@ class SessionController(QObject):
         self._note_timeline(frame, prediction)
         self._shown = _Shown(frame, overlay, prediction)
         self._frames_rendered += 1
+        if prediction is not None and prediction is not self._last_drawn:
+            self._last_drawn = prediction
+            self._drawn_predictions += 1
         if self._display is not None:
             self._display.set_image(overlay)
 
@@ -773,7 +782,7 @@ class SessionController(QObject):
             latency_p50_ms=stats.latency_p50_ms,
             latency_p95_ms=stats.latency_p95_ms,
             dropped_frames=stats.dropped_frames,
-            dropped_predictions=stats.dropped_predictions,
+            dropped_predictions=max(stats.predictions - self._drawn_predictions, 0),
             provider=provider,
             on_cpu=on_cpu,
             models=models,

@@ -82,8 +82,11 @@ def test_stale_ai_shows_paused_badge_and_video_keeps_going(qtbot, make_window, d
     top = overlay[: frame.height // 4, frame.width // 3 : 2 * frame.width // 3]
     assert np.any(np.all(top == (0, 170, 255), axis=-1))
     assert not np.any(np.all(frame.image == (0, 170, 255), axis=-1))
-    window._status_changed(window.session.status())
+    status = window.session.status()
+    assert status.dropped_predictions >= 2  # made, but never drawn
+    window._status_changed(status)
     assert window.status_labels["ai"].text() == "AI paused"
+    assert "pred not shown" in window.status_labels["dropped"].text()
 
 
 def test_settings_dialog_applies_and_saves_to_the_given_file(
