@@ -322,3 +322,26 @@ def test_detect_report_merges_runs(trained, tmp_path, capsys):
     for kind in ("heatmap", "boxreg"):
         assert merged[kind]["mean"]["miou"] == pytest.approx(original[kind]["mean"]["miou"])
     assert cv2.imread(str(tmp_path / "rep" / "success.png")) is not None
+
+
+@pytest.mark.slow
+def test_export_fp16_and_int8_variants_load_in_the_app(trained, tmp_path, capsys):
+    data, out = trained
+    onnx_path = tmp_path / "det.onnx"
+    rc = train_main(
+        [
+            "export",
+            str(out / "fold0" / "heatmap" / "checkpoints" / "best.ckpt"),
+            "--out",
+            str(onnx_path),
+            "--fp16",
+            "--int8",
+            str(data),
+        ]
+    )
+    assert rc == 0
+    for variant in ("fp16", "int8"):
+        path = tmp_path / f"det.{variant}.onnx"
+        meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+        assert meta["ercp.variant"] == variant
+        assert app_main(["check-model", str(path)]) == 0
