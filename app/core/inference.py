@@ -151,6 +151,21 @@ class Detection:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, eq=False)
+class RawDetection:
+    """A detector's raw output for one frame, before postprocessing (see ``Detector.infer``).
+
+    Attributes:
+        heatmap: the (h, w) heatmap covering the model input.
+        transform: the crop/resize that made the input.
+        timings_ms: ``preprocess`` and ``detector``.
+    """
+
+    heatmap: np.ndarray
+    transform: Transform
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
 def postprocess_heatmap(
     heatmap: np.ndarray,
     transform: Transform,
@@ -211,20 +226,25 @@ class Detector:
             model.info.box_threshold if box_threshold is None else box_threshold
         )
 
-    def predict(self, image: np.ndarray, roi: Rect | None = None) -> Detection:
-        """Detect the papilla in a BGR frame, looking only inside ``roi`` (None = whole frame)."""
+    def infer(self, image: np.ndarray, roi: Rect | None = None) -> RawDetection:
+        """The first half of ``predict``: crop/resize and run the model (no postprocess)."""
         t0 = time.perf_counter()
         pixels, transform = prepare_input(image, roi, self.model.info.input)
         t1 = time.perf_counter()
         heatmap = self.model.run(pixels[None])["heatmap"][0, 0]
-        t2 = time.perf_counter()
-        det = postprocess_heatmap(heatmap, transform, self.box_threshold, self.min_peak)
-        timings = {
-            "preprocess": (t1 - t0) * 1000.0,
-            "detector": (t2 - t1) * 1000.0,
-            "postprocess": _ms(t2),
-        }
+        timings = {"preprocess": (t1 - t0) * 1000.0, "detector": _ms(t1)}
+        return RawDetection(heatmap, transform, timings)
+
+    def finish(self, raw: RawDetection) -> Detection:
+        """The second half of ``predict``: heatmap -> box in frame pixels, presence check."""
+        t0 = time.perf_counter()
+        det = postprocess_heatmap(raw.heatmap, raw.transform, self.box_threshold, self.min_peak)
+        timings = {**raw.timings_ms, "postprocess": _ms(t0)}
         return Detection(det.box, det.peak, det.heatmap, det.rect, timings)
+
+    def predict(self, image: np.ndarray, roi: Rect | None = None) -> Detection:
+        """Detect the papilla in a BGR frame, looking only inside ``roi`` (None = whole frame)."""
+        return self.finish(self.infer(image, roi))
 
 
 @dataclass(frozen=True, eq=False)

@@ -2,8 +2,11 @@
 
 The video path never waits for AI: the capture thread hands every frame to the frame sinks
 (display, recorder) and overwrites the one-item frame slot; the inference thread always takes
-the newest frame, so a slow model skips frames instead of delaying them. Nothing here imports
-Qt; the UI polls ``latest_frame()`` / ``latest_prediction()`` from a timer.
+the newest frame, so a slow model skips frames instead of delaying them. The inference thread
+only finds the field, crops/resizes and runs the detector; a postprocess thread turns its
+output into a Prediction (box, smoothing, classifier), so the detector runs back to back and
+a slow classifier never holds it up. Every hand-over is a one-item slot. Nothing here
+imports Qt; the UI polls ``latest_frame()`` / ``latest_prediction()`` from a timer.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 from app.core.config import EngineConfig
 from app.core.errors import SignalLostError, SourceError
 from app.core.frame import Difficulty, Frame, FrameSource, Prediction
-from app.core.inference import Classifier, Detector, Rect
+from app.core.inference import Classifier, Detector, RawDetection, Rect
 from app.core.smoothing import Smoother, SmoothingParams
 
 log = logging.getLogger(__name__)
@@ -130,11 +133,12 @@ class PipelineStats:
         inference_fps: predictions per second.
         latency_p50_ms, latency_p95_ms: capture -> prediction ready (None before any).
         frames_captured: frames read from the source.
-        frames_inferred: frames the models ran on.
+        frames_inferred: frames the detector (or, without one, the pipeline) began on.
         predictions: predictions published.
         dropped_frames: captured frames the inference skipped (it was busy); these frames
             were still displayed and recorded.
-        dropped_predictions: predictions overwritten before ``take_prediction`` saw them.
+        dropped_predictions: detector results discarded because the postprocess stage
+            (box, smoothing, classifier) was still busy with an earlier one.
         errors: inference errors.
         sink_errors: exceptions raised by frame sinks.
         running: the threads are running.
@@ -163,11 +167,36 @@ def _rate(times: deque) -> float:
     return (len(times) - 1) / (times[-1] - times[0])
 
 
+@dataclass(frozen=True, eq=False)
+class PendingFrame:
+    """A frame between the two halves of ``FrameProcessor``: field found, detector run.
+
+    Attributes:
+        frame: the frame.
+        roi: its endoscopic field.
+        raw: the detector's raw output, or None without a detector.
+        timings_ms: ``roi``, ``preprocess``, ``detector`` so far.
+        started: ``time.perf_counter()`` when processing began.
+        processor: the processor that began it (models may be swapped meanwhile).
+    """
+
+    frame: Frame
+    roi: Rect
+    raw: RawDetection | None
+    timings_ms: dict[str, float]
+    started: float
+    processor: FrameProcessor
+
+
 class FrameProcessor:
     """One frame -> one Prediction: field ROI, detector, classifier every N, smoothing.
 
-    Used by the pipeline's inference thread and, frame by frame, by ``ercp-assist process``,
-    so live and offline output are made the same way. Not thread-safe: one thread at a time.
+    ``process(frame)`` does it all; it is what ``ercp-assist process`` calls, so offline and
+    live output are made the same way. The pipeline splits it in two so that the detector
+    can run back to back: ``begin`` (field ROI, crop/resize, detector) on the inference
+    thread, ``finish`` (heatmap -> box, smoothing, classifier) on the postprocess thread.
+    ``begin`` and ``finish`` each keep their own state, so each may run on its own thread,
+    but neither may run on two threads at once.
 
     Args:
         detector: the ampulla detector, or None.
@@ -209,15 +238,28 @@ class FrameProcessor:
 
     def process(self, frame: Frame) -> Prediction:
         """Run the models on one frame and return its (smoothed) prediction."""
+        return self.finish(self.begin(frame))
+
+    def begin(self, frame: Frame) -> PendingFrame:
+        """First half: find the field, crop/resize and run the detector."""
         t0 = time.perf_counter()
-        timings: dict[str, float] = {}
         roi = self.find_field(frame.image)
-        timings["roi"] = (time.perf_counter() - t0) * 1000.0
-        raw_box, peak, heatmap = None, 0.0, None
+        timings = {"roi": (time.perf_counter() - t0) * 1000.0}
+        raw = None
         if self.detector is not None:
-            det = self.detector.predict(frame.image, roi)
+            raw = self.detector.infer(frame.image, roi)
+            timings.update(raw.timings_ms)
+        return PendingFrame(frame, roi, raw, timings, t0, self)
+
+    def finish(self, pending: PendingFrame) -> Prediction:
+        """Second half: heatmap -> box, smoothing, the classifier every N frames."""
+        frame, roi = pending.frame, pending.roi
+        timings = dict(pending.timings_ms)
+        raw_box, peak, heatmap = None, 0.0, None
+        if pending.raw is not None and self.detector is not None:
+            det = self.detector.finish(pending.raw)
             raw_box, peak, heatmap = det.box, det.peak, det.heatmap
-            timings.update(det.timings_ms)
+            timings["postprocess"] = det.timings_ms["postprocess"]
         t1 = time.perf_counter()
         box = self.smoother.box(raw_box)
         timings["smoothing"] = (time.perf_counter() - t1) * 1000.0
@@ -232,7 +274,7 @@ class FrameProcessor:
             else:
                 difficulty, cam, cam_region = self._last_class
         self._count += 1
-        timings["total"] = (time.perf_counter() - t0) * 1000.0
+        timings["total"] = (time.perf_counter() - pending.started) * 1000.0
         return Prediction(
             frame_index=frame.index,
             frame_t=frame.t,
@@ -266,7 +308,7 @@ def _default_field_finder() -> Callable[[np.ndarray], Rect] | None:
 
 
 class Pipeline:
-    """Capture and inference threads around one frame source.
+    """Capture, inference and postprocess threads around one frame source.
 
     The pipeline owns the source: ``close()`` closes it. It runs until closed; a finite source
     that ends leaves the last frame and prediction in place and reports ``source_ended``.
@@ -306,6 +348,7 @@ class Pipeline:
         self._on_event = on_event
         self._on_prediction = on_prediction
         self._frames: LatestSlot[Frame] = LatestSlot()
+        self._pending: LatestSlot[PendingFrame] = LatestSlot()
         self._predictions: LatestSlot[Prediction] = LatestSlot()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -337,6 +380,7 @@ class Pipeline:
         self._threads = [
             threading.Thread(target=self._capture_loop, name=f"capture[{name}]", daemon=True),
             threading.Thread(target=self._inference_loop, name=f"inference[{name}]", daemon=True),
+            threading.Thread(target=self._post_loop, name=f"postprocess[{name}]", daemon=True),
         ]
         for thread in self._threads:
             thread.start()
@@ -350,6 +394,7 @@ class Pipeline:
             self._closed = True
         self._stop.set()
         self._frames.close()
+        self._pending.close()
         try:
             self.source.close()  # unblocks a capture thread waiting in read()
         except Exception as exc:  # closing must not fail the caller
@@ -511,7 +556,7 @@ class Pipeline:
             frames_inferred=self._frames_inferred,
             predictions=self._predictions.puts,
             dropped_frames=self._frames.drops,
-            dropped_predictions=self._predictions.drops,
+            dropped_predictions=self._pending.drops,
             errors=self._errors,
             sink_errors=self._sink_errors,
             running=self.running,
@@ -574,6 +619,7 @@ class Pipeline:
                         self._event("sink_error", f"{getattr(sink, '__name__', sink)}: {exc}")
 
     def _inference_loop(self) -> None:
+        """Newest frame -> field ROI, crop/resize, detector -> the pending slot."""
         while not self._stop.is_set():
             frame = self._frames.take(timeout=0.25)
             if frame is None:
@@ -583,18 +629,27 @@ class Pipeline:
             if processor is None or not self._ai_enabled:
                 continue
             try:
-                prediction = processor.process(frame)
+                pending = processor.begin(frame)
             except Exception as exc:
-                self._errors += 1
-                message = f"{type(exc).__name__}: {exc}"
-                first = self._last_error is None or self._last_error[1] != message
-                self._last_error = (time.monotonic(), message)
-                if first:  # do not flood the user with the same error every frame
-                    self._event("inference_error", message)
+                self._inference_failed(exc)
+                continue
+            with self._lock:
+                self._frames_inferred += 1
+            self._pending.put(pending)
+
+    def _post_loop(self) -> None:
+        """Pending frame -> box, smoothing, classifier -> the latest prediction."""
+        while not self._stop.is_set():
+            pending = self._pending.take(timeout=0.25)
+            if pending is None:
+                continue
+            try:
+                prediction = pending.processor.finish(pending)
+            except Exception as exc:
+                self._inference_failed(exc)
                 continue
             self._predictions.put(prediction)
             with self._lock:
-                self._frames_inferred += 1
                 self._ready_times.append(prediction.ready_t)
                 self._latencies.append(prediction.latency_ms)
             if self._on_prediction is not None:
@@ -602,3 +657,12 @@ class Pipeline:
                     self._on_prediction(prediction)
                 except Exception:
                     log.exception("on_prediction callback failed")
+
+    def _inference_failed(self, exc: Exception) -> None:
+        with self._lock:
+            self._errors += 1
+        message = f"{type(exc).__name__}: {exc}"
+        first = self._last_error is None or self._last_error[1] != message
+        self._last_error = (time.monotonic(), message)
+        if first:  # do not flood the user with the same error every frame
+            self._event("inference_error", message)

@@ -227,7 +227,7 @@ def test_ai_state_off_without_models():
 
 def test_inference_errors_are_reported_once_and_the_video_goes_on():
     class Broken:
-        def predict(self, image, roi):
+        def infer(self, image, roi):
             raise RuntimeError("model exploded")
 
     seen = []
@@ -305,3 +305,15 @@ def test_models_can_be_swapped_and_ai_switched_off(detector):
         count = pipeline.stats().frames_inferred
         time.sleep(0.1)
         assert pipeline.stats().frames_inferred <= count + 1
+
+
+def test_a_slow_classifier_does_not_hold_the_detector_back(detector, classifier):
+    source = ListSource(60, fps=60.0, realtime=True)
+    slow_classifier = Classifier(SlowModel(classifier, 0.2))
+    config = EngineConfig(roi="full")
+    with Pipeline(source, Detector(detector), slow_classifier, config) as pipeline:
+        wait_until(lambda: pipeline.source_ended)
+        stats = pipeline.stats()
+    # About 5 classifications fit in the second of video; the detector saw far more frames.
+    assert stats.frames_inferred > 2 * max(stats.predictions, 1)
+    assert stats.dropped_predictions > 0
