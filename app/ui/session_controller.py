@@ -240,6 +240,9 @@ class SessionController(QObject):
         self._last_playback = 0.0
         self._last_playback_state: PlaybackState | None = None
         self._frames_rendered = 0
+        # After a step or seek, frames captured before it (still in the slot) are not shown,
+        # so the picture never flicks back to where it was.
+        self._not_before = 0.0
         # Distinct predictions drawn on the current source, to count the ones never shown.
         self._drawn_predictions = 0
         self._last_drawn: Prediction | None = None
@@ -444,6 +447,7 @@ class SessionController(QObject):
         if source is None or not engine.is_seekable(source):
             return
         try:
+            self._not_before = time.monotonic()
             frame = source.step(delta)
         except ErcpError as exc:
             self.notifications.notify_exception(exc, source="replay")
@@ -460,6 +464,7 @@ class SessionController(QObject):
         if source is None or not engine.is_seekable(source):
             return
         try:
+            self._not_before = time.monotonic()
             was_paused = bool(source.paused)
             if was_paused:
                 # step() from the target shows it at once while staying paused.
@@ -648,7 +653,11 @@ class SessionController(QObject):
         for event in pipeline.events():
             self._report(event)
         frame = pipeline.latest_frame()
-        if frame is not None and (self._shown is None or frame is not self._shown.frame):
+        if (
+            frame is not None
+            and (self._shown is None or frame is not self._shown.frame)
+            and frame.t >= self._not_before
+        ):
             self._present(frame)
         self._emit_status()
         self._emit_playback()
