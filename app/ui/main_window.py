@@ -27,7 +27,8 @@ from app.ui.controls import ModelPanel, OverlayPanel, RecordPanel, SourcePanel, 
 from app.ui.exports_panel import ExportsPanel
 from app.ui.procedure_mode import ProcedureWindow, choose_screen, screen_names
 from app.ui.replay_controller import RecordingPanel, ReplayController, ReplayPanel
-from app.ui.session_controller import SessionController, SessionStatus, SourceInfo
+from app.ui.session_controller import SessionController
+from app.ui.session_state import SessionStatus, SourceInfo
 from app.ui.settings import AppSettings
 from app.ui.settings_dialog import SettingsDialog, SettingsValues
 from app.ui.timeline import TimelinePanel

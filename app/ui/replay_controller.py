@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (
 
 from app.ui import engine
 from app.ui.controls import format_clock
-from app.ui.session_controller import PlaybackState, SessionController, SourceInfo
+from app.ui.session_controller import SessionController
+from app.ui.session_state import PlaybackState, SourceInfo
 from app.ui.timeline import TimelinePanel
 
 SPEEDS = (0.25, 0.5, 1.0, 1.5, 2.0, 4.0)

@@ -13,7 +13,7 @@ from PySide6.QtGui import QGuiApplication
 
 from app.core.config import EngineConfig
 from app.core.models import load_model
-from app.ui.session_controller import LoadedModel
+from app.ui.session_state import LoadedModel
 from app.ui.settings import AppSettings
 from tests.onnx_fixtures import SlowModel
 from tests.ui.conftest import FlakySource, wait_until

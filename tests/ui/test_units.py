@@ -11,7 +11,8 @@ from app.core.frame import Difficulty, Frame, Prediction
 from app.ui import engine
 from app.ui.app import parse_size
 from app.ui.banners import describe_exception
-from app.ui.session_controller import TimelineSeries, poll_interval_ms
+from app.ui.session_controller import poll_interval_ms
+from app.ui.session_state import TimelineSeries
 from app.ui.video_view import VideoView, check_frame_image, letterbox_rect
 
 pytestmark = pytest.mark.qt
