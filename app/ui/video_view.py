@@ -62,7 +62,11 @@ class VideoView(QWidget):
     """
 
     def __init__(
-        self, parent: QWidget | None = None, scaler: str = "cv2", smooth: bool = True
+        self,
+        parent: QWidget | None = None,
+        scaler: str = "cv2",
+        smooth: bool = True,
+        rgb32: bool = False,
     ) -> None:
         super().__init__(parent)
         if scaler not in SCALERS:
@@ -73,6 +77,7 @@ class VideoView(QWidget):
         self.setMinimumSize(160, 90)
         self._scaler = scaler
         self._smooth = smooth
+        self._rgb32 = rgb32
         self._image: np.ndarray | None = None
         # The array the QImage wraps (the frame itself or its resized copy) and the QImage.
         self._shown: np.ndarray | None = None
@@ -173,14 +178,14 @@ class VideoView(QWidget):
                 # Far below the frame size bilinear aliases text and thin lines.
                 interpolation = cv2.INTER_AREA
             shown = cv2.resize(image, size, interpolation=interpolation)
+        fmt = QImage.Format.Format_BGR888
+        if self._rgb32:
+            # Format_RGB32 is B, G, R, 0xFF in memory on little-endian machines: cv2's BGRA,
+            # and the backing store's own format, so Qt blits without converting.
+            shown = cv2.cvtColor(shown, cv2.COLOR_BGR2BGRA)
+            fmt = QImage.Format.Format_RGB32
         self._shown = shown
-        self._qimage = QImage(
-            shown.data,
-            shown.shape[1],
-            shown.shape[0],
-            shown.strides[0],
-            QImage.Format.Format_BGR888,
-        )
+        self._qimage = QImage(shown.data, shown.shape[1], shown.shape[0], shown.strides[0], fmt)
         return self._qimage
 
     def _fill_borders(self, painter: QPainter, target: QRect) -> None:
