@@ -201,8 +201,7 @@ class ReplayController(QObject):
         info = self._source
         if info is None or not info.seekable or info.recording is not None:
             return
-        series = self.session.timeline()
-        self.timeline.set_series(series.t, series.peak, series.probs)
+        self.timeline.set_series(*self.session.timeline().arrays())
 
     def _export_ready(self, record: engine.ExportRecord) -> None:
         info = self._source

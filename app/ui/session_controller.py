@@ -138,6 +138,7 @@ class SessionController(QObject):
         self._closed = False
         self._last_status = 0.0
         self._last_playback = 0.0
+        self._last_timeline = 0.0
         self._last_playback_state: PlaybackState | None = None
         self._frames_rendered = 0
         # After a step or seek, frames captured before it (still in the slot) are not shown,
@@ -281,7 +282,7 @@ class SessionController(QObject):
             frame_count=count,
             recording=recording,
         )
-        self._timeline = TimelineSeries()
+        self._timeline = TimelineSeries(self._source_info.fps)
         self._shown = None
         self._drawn_predictions = 0
         self._last_drawn = None
@@ -624,8 +625,7 @@ class SessionController(QObject):
         if prediction is None or info is None or not info.seekable or info.recording is not None:
             return
         if prediction.frame_index != self._timeline.last_index:
-            self._timeline.last_index = prediction.frame_index
-            self._timeline.add(prediction.frame_index / max(info.fps, 1e-6), prediction)
+            self._timeline.add(prediction.frame_index, prediction)
 
     def _redraw(self) -> None:
         shown = self._shown
@@ -718,7 +718,8 @@ class SessionController(QObject):
         self._last_playback = now
         self._last_playback_state = state
         self.playback_changed.emit(state)
-        if self._timeline.t and not state.paused:
+        if len(self._timeline) and not state.paused and now - self._last_timeline >= 0.5:
+            self._last_timeline = now  # whole arrays are redrawn: twice a second is plenty
             self.timeline_changed.emit()
 
     # -- worker ---------------------------------------------------------------------------

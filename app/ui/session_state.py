@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from app.core.frame import Prediction
 
@@ -94,23 +96,39 @@ class PlaybackState:
     speed: float
 
 
-@dataclass
 class TimelineSeries:
-    """AOV confidence and class probabilities seen so far, per source position (GUI thread)."""
+    """AOV confidence and class probabilities per frame of the source (GUI thread only).
 
-    t: list[float] = field(default_factory=list)
-    peak: list[float] = field(default_factory=list)
-    probs: dict[str, list[float]] = field(default_factory=dict)
-    last_index: int = -1
+    Keyed by frame index, so replaying a stretch again (after a seek back) replaces its points
+    instead of doubling them, and the arrays always come out in time order.
+    """
 
-    def add(self, t: float, prediction: Prediction) -> None:
-        """Append one prediction (callers pass each prediction once)."""
-        self.t.append(t)
-        self.peak.append(float(prediction.peak))
-        names = set(self.probs)
-        if prediction.difficulty is not None:
-            names |= set(prediction.difficulty.probs)
-        for name in names:
-            series = self.probs.setdefault(name, [float("nan")] * (len(self.t) - 1))
-            value = prediction.difficulty.probs.get(name) if prediction.difficulty else None
-            series.append(float("nan") if value is None else float(value))
+    def __init__(self, fps: float = 30.0) -> None:
+        self.fps = max(float(fps), 1e-6)
+        self._points: dict[int, tuple[float, dict[str, float]]] = {}
+        self._names: dict[str, None] = {}
+        self.last_index = -1
+
+    def __len__(self) -> int:
+        return len(self._points)
+
+    def add(self, frame_index: int, prediction: Prediction) -> None:
+        """Record the prediction made from frame ``frame_index``."""
+        probs = dict(prediction.difficulty.probs) if prediction.difficulty is not None else {}
+        for name in probs:
+            self._names.setdefault(str(name), None)
+        self._points[int(frame_index)] = (float(prediction.peak), probs)
+        self.last_index = int(frame_index)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """``(t, peak, {class: p})`` sorted by time; NaN where a class was not given."""
+        indices = sorted(self._points)
+        t = np.asarray(indices, dtype=np.float64) / self.fps
+        peak = np.asarray([self._points[i][0] for i in indices], dtype=np.float64)
+        probs = {
+            name: np.asarray(
+                [self._points[i][1].get(name, np.nan) for i in indices], dtype=np.float64
+            )
+            for name in self._names
+        }
+        return t, peak, probs

@@ -106,15 +106,17 @@ def test_prediction_from_record_round_trips_the_saved_fields():
     assert engine.prediction_from_record(None, _frame(5)) is None
 
 
-def test_timeline_series_aligns_class_probabilities():
-    series = TimelineSeries()
-    series.add(0.0, Prediction(0, 0.0, 0.0, None, 0.2))
+def test_timeline_series_sorts_by_frame_and_replaces_replayed_points():
+    series = TimelineSeries(fps=10.0)
+    series.add(3, Prediction(3, 0.0, 0.0, None, 0.2))
     series.add(
-        0.1,
+        1,
         Prediction(
-            1, 0.1, 0.1, None, 0.9, difficulty=Difficulty("easy", {"easy": 0.6, "hard": 0.4})
+            1, 0.0, 0.0, None, 0.9, difficulty=Difficulty("easy", {"easy": 0.6, "hard": 0.4})
         ),
     )
-    assert series.t == [0.0, 0.1] and series.peak == [0.2, 0.9]
-    assert np.isnan(series.probs["easy"][0]) and series.probs["easy"][1] == 0.6
-    assert len(series.probs["hard"]) == 2
+    series.add(3, Prediction(3, 0.0, 0.0, None, 0.5))  # replayed after a seek back
+    t, peak, probs = series.arrays()
+    assert t.tolist() == [0.1, 0.3] and peak.tolist() == [0.9, 0.5]
+    assert probs["easy"][0] == 0.6 and np.isnan(probs["easy"][1])
+    assert set(probs) == {"easy", "hard"} and len(series) == 2
