@@ -38,6 +38,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HZ",
         help="rate of the simulated display polling latest_frame (default 60)",
     )
+    parser.add_argument(
+        "--model-time-ms",
+        type=float,
+        metavar="MS",
+        help="make each detector run take at least MS ms by waiting after it (simulates a "
+        "model on an accelerator: a fixed model time that leaves the CPU free)",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
@@ -273,6 +280,29 @@ def bench_pipeline(spec: str, frames: int, detector, classifier, config, display
     }
 
 
+class FixedTimeModel:
+    """Wraps a model so each ``run`` takes at least ``seconds``, waiting (not computing).
+
+    Stands in for a model on an accelerator: the inference thread waits with the GIL released
+    and the CPU is free for capture and display, so what remains is the pipeline's own cost.
+    """
+
+    def __init__(self, model, seconds: float) -> None:
+        self._model, self.seconds = model, seconds
+        self._wait = threading.Event()  # never set: wait() is an interruptible sleep
+
+    def __getattr__(self, name: str):
+        return getattr(self._model, name)
+
+    def run(self, batch):
+        start = time.perf_counter()
+        out = self._model.run(batch)
+        left = self.seconds - (time.perf_counter() - start)
+        if left > 0:
+            self._wait.wait(left)
+        return out
+
+
 def _merge_alone(before: dict, after: dict) -> dict:
     """Average two model-alone measurements (means and percentiles alike) and keep both."""
     merged: dict = {}
@@ -298,6 +328,14 @@ def run_bench(args: argparse.Namespace) -> dict:
 
     config = engine_config(args)
     detector, classifier, models = load_engine_models(args, config, need_detector=True)
+    if getattr(args, "model_time_ms", None):
+        from app.core.inference import Detector
+
+        detector = Detector(
+            FixedTimeModel(detector.model, args.model_time_ms / 1000.0),
+            detector.min_peak,
+            detector.box_threshold,
+        )
     first = _open(args.source, 1, realtime=False)
     try:
         frame = first.read()
@@ -355,6 +393,7 @@ def run_bench(args: argparse.Namespace) -> dict:
             "classifier_every": config.classifier_every,
             "frames": args.frames,
             "display_hz": args.display_hz,
+            "model_time_ms": getattr(args, "model_time_ms", None),
         },
         "model_alone": alone,
         "pipeline": with_ai,
@@ -374,6 +413,11 @@ def _print(result: dict) -> None:
     )
     for model in result["models"]:
         print(f"model:    {model['name']} ({model['provider']}, sha256 {model['sha256']})")
+    if result["settings"]["model_time_ms"]:
+        print(
+            f"          detector runs held to >= {result['settings']['model_time_ms']:g} ms "
+            "(--model-time-ms: simulated accelerator)"
+        )
     print("1) models alone")
     for name in ("detector", "classifier"):
         if name in a:
@@ -408,6 +452,10 @@ def _print(result: dict) -> None:
         f"   frames      {p['frames_to_sink']}/{p['frames_captured']} to the display sink, "
         f"{p['frames_displayed']}/{p['frames_captured']} seen by the display poll, "
         f"{p['frames_without_prediction']} without a prediction (skipped by the model)"
+    )
+    print(
+        f"               video only: {v['frames_displayed']}/{v['frames_captured']} seen by the "
+        "display poll with no model running"
     )
     for label, r in (("with AI", p), ("video only", v)):
         print(
