@@ -26,11 +26,18 @@ log = logging.getLogger(__name__)
 # -- sources ------------------------------------------------------------------------------
 
 
-def open_source(spec: str, options: dict[str, Any] | None = None) -> FrameSource:
-    """``app.core.sources.open_source`` with the device options from the settings."""
+def is_device_spec(spec: str) -> bool:
+    """True for ``device:N``, ``device:/dev/...`` and ``/dev/videoN``."""
+    text = str(spec).strip()
+    return text.startswith("device:") or text.startswith("/dev/video")
+
+
+def open_source(spec: str, device_options: dict[str, Any] | None = None) -> FrameSource:
+    """``app.core.sources.open_source``; the settings' device options go to devices only."""
     from app.core.sources import open_source as _open
 
-    return _open(spec, **(options or {}))
+    options = (device_options or {}) if is_device_spec(spec) else {}
+    return _open(spec, **options)
 
 
 def list_devices() -> list[Any]:

@@ -120,3 +120,19 @@ def test_timeline_series_sorts_by_frame_and_replaces_replayed_points():
     assert t.tolist() == [0.1, 0.3] and peak.tolist() == [0.9, 0.5]
     assert probs["easy"][0] == 0.6 and np.isnan(probs["easy"][1])
     assert set(probs) == {"easy", "hard"} and len(series) == 2
+
+
+def test_device_options_go_to_devices_only(monkeypatch):
+    seen = {}
+
+    def fake_open(spec, **options):
+        seen[spec] = options
+        return object()
+
+    monkeypatch.setattr("app.core.sources.open_source", fake_open)
+    options = {"width": 1920, "fps": 60.0}
+    engine.open_source("device:0", options)
+    engine.open_source("/dev/video2", options)
+    engine.open_source("phantom", options)
+    engine.open_source("/data/folder", options)
+    assert seen == {"device:0": options, "/dev/video2": options, "phantom": {}, "/data/folder": {}}
