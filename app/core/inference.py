@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -18,6 +19,9 @@ import numpy as np
 from app.core.contract import TASK_CLASSIFIER, TASK_DETECTOR, InputSpec
 from app.core.errors import ModelContractError
 from app.core.geometry import BOX_THRESHOLD, Box, box_from_heatmap, clip_box, scale_box
+
+if TYPE_CHECKING:
+    from app.core.models import OnnxModel
 
 Rect = tuple[int, int, int, int]
 
@@ -213,7 +217,7 @@ class Detector:
     """
 
     def __init__(
-        self, model, min_peak: float | None = None, box_threshold: float | None = None
+        self, model: OnnxModel, min_peak: float | None = None, box_threshold: float | None = None
     ) -> None:
         if model.info.task != TASK_DETECTOR:
             raise ModelContractError(
@@ -297,7 +301,7 @@ class Classifier:
         model: an ``OnnxModel`` (or anything with ``.info`` and ``.run``) of task ``difficulty``.
     """
 
-    def __init__(self, model) -> None:
+    def __init__(self, model: OnnxModel) -> None:
         if model.info.task != TASK_CLASSIFIER:
             raise ModelContractError(
                 f"model {model.info.label}: expected a classifier "

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from app.core.frame import Prediction
+
+if TYPE_CHECKING:
+    from app.core.config import EngineConfig
 
 Rect = tuple[int, int, int, int]
 
@@ -52,7 +56,7 @@ class OverlayOptions:
             raise ValueError(f"heatmap_opacity must be in [0, 1], got {self.heatmap_opacity}")
 
     @classmethod
-    def from_config(cls, config) -> OverlayOptions:
+    def from_config(cls, config: EngineConfig) -> OverlayOptions:
         """The overlay toggles of an ``EngineConfig``."""
         return cls(
             heatmap=config.show_heatmap,
