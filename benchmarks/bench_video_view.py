@@ -6,14 +6,14 @@ Each variant receives a new BGR uint8 frame, is asked to repaint, and the event 
 run until the paint has happened (``processEvents``), so the figure includes Qt's paint and
 backing-store flush. Variants:
 
-- ``view-cv2-linear``: app.ui.video_view.VideoView (the app's view): QImage(Format_BGR888)
-  over the numpy buffer; when the view is not the frame's size, cv2.resize (bilinear) to the
+- ``view-cv2-linear``: app.ui.video_view.VideoView painting QImage(Format_BGR888) over the
+  numpy buffer; when the view is not the frame's size, cv2.resize (bilinear) to the
   letterboxed size first, then a 1:1 paint. ``view-cv2-nearest``: nearest-neighbour resize.
-- ``view-qt-smooth`` / ``view-qt-fast``: the same QImage, scaled by QPainter (bilinear /
-  nearest).
-- ``view-cv2-rgb32`` / ``view-qt-rgb32``: as ``view-cv2-linear`` / ``view-qt-smooth``, but the
-  (resized) frame is converted once with cv2 to BGRA and painted as ``Format_RGB32``, the
-  backing store's own format.
+- ``view-qt-smooth`` / ``view-qt-fast``: the same BGR888 QImage, scaled by QPainter
+  (bilinear / nearest).
+- ``view-cv2-rgb32`` / ``view-qt-rgb32``: as ``view-cv2-linear`` / ``view-qt-smooth``, but
+  the frame (resized first, for cv2) is converted once with cv2 to BGRA and painted as
+  ``Format_RGB32``, the backing store's own format. ``view-qt-rgb32`` is the app's default.
 - ``qimage-rgb-copy``: cv2.cvtColor to RGB (one extra copy), QImage(Format_RGB888).
 - ``qimage-rgb32-copy``: cv2.cvtColor to BGRA (one extra copy), QImage(Format_RGB32), the
   backing store's own format.
@@ -72,16 +72,15 @@ def build_variants(view_w: int, view_h: int) -> list[Variant]:
     """Every candidate, each in its own top-level widget of the given size."""
     variants = []
 
-    for name, scaler, smooth in (
-        ("view-cv2-linear", "cv2", True),
-        ("view-cv2-nearest", "cv2", False),
-        ("view-qt-smooth", "qt", True),
-        ("view-qt-fast", "qt", False),
+    for name, scaler, smooth, rgb32 in (
+        ("view-cv2-linear", "cv2", True, False),
+        ("view-cv2-nearest", "cv2", False, False),
+        ("view-qt-smooth", "qt", True, False),
+        ("view-qt-fast", "qt", False, False),
+        ("view-cv2-rgb32", "cv2", True, True),
+        ("view-qt-rgb32", "qt", True, True),  # the app's default
     ):
-        view = VideoView(scaler=scaler, smooth=smooth)
-        variants.append(Variant(name, view, view.set_image))
-    for name, scaler in (("view-cv2-rgb32", "cv2"), ("view-qt-rgb32", "qt")):
-        view = VideoView(scaler=scaler, rgb32=True)
+        view = VideoView(scaler=scaler, smooth=smooth, rgb32=rgb32)
         variants.append(Variant(name, view, view.set_image))
 
     rgb = ConvertedView(cv2.COLOR_BGR2RGB, "Format_RGB888")

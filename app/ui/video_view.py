@@ -45,28 +45,37 @@ def letterbox_rect(image_w: int, image_h: int, area: QRect) -> QRect:
     return QRect(x, y, w, h)
 
 
-#: How the frame is scaled to the widget. "cv2": cv2.resize to the letterboxed size, then a
-#: 1:1 paint (the fastest measured path with bilinear quality); "qt": QPainter scales.
+#: How the frame is scaled to the widget. "qt": QPainter scales while painting; "cv2":
+#: cv2.resize to the letterboxed size first, then a 1:1 paint.
 SCALERS = ("cv2", "qt")
 
 
 class VideoView(QWidget):
     """Shows the newest frame. ``set_image`` only keeps a reference and calls ``update()``.
 
-    The QImage wraps a numpy buffer (Format_BGR888: no colour conversion, no copy) and is
-    built lazily in ``paintEvent``; the view holds that array for as long as the QImage
-    exists, which is what keeps the shared buffer valid. When the widget is not the frame's
-    size, the frame is resized once with OpenCV to the letterboxed size (cached until the next
-    frame or resize) and painted 1:1. ``benchmarks/bench_video_view.py`` measured this as the
-    fastest path with bilinear quality (docs/benchmarks.md, "GUI").
+    The QImage is built lazily in ``paintEvent`` over a numpy buffer that the view keeps
+    alive for as long as the QImage exists (the QImage shares, not copies, the pixels). By
+    default the BGR frame is converted once with OpenCV to BGRA, which is
+    ``QImage.Format_RGB32`` in memory: the backing store's own format, so Qt blits it 1:1 or
+    scales it (bilinear) on its optimised RGB32 path. ``benchmarks/bench_video_view.py``
+    measured that as the fastest path at 1:1 and when scaling, ahead of painting the BGR888
+    buffer directly (Qt then converts it internally, slower) and of resizing with OpenCV
+    first (docs/benchmarks.md, "GUI"). The other paths stay selectable for the benchmark.
+
+    Args:
+        parent: Qt parent.
+        scaler: ``"qt"`` (QPainter scales) or ``"cv2"`` (cv2.resize to the letterboxed size,
+            then a 1:1 paint).
+        smooth: bilinear (True) or nearest-neighbour scaling.
+        rgb32: convert to BGRA / ``Format_RGB32`` (True) or paint ``Format_BGR888``.
     """
 
     def __init__(
         self,
         parent: QWidget | None = None,
-        scaler: str = "cv2",
+        scaler: str = "qt",
         smooth: bool = True,
-        rgb32: bool = False,
+        rgb32: bool = True,
     ) -> None:
         super().__init__(parent)
         if scaler not in SCALERS:
