@@ -2,7 +2,8 @@
 
 Conventions: a box is COCO ``[x, y, w, h]`` in continuous pixel coordinates. Pixel (i, j)
 covers ``[j, j+1) x [i, i+1)`` and its centre is ``(j + 0.5, i + 0.5)``. Everything here is
-pure numpy so that evaluation in training measures exactly what the app draws.
+numpy (plus OpenCV's connected-component labelling) and is shared with training, so that
+evaluation measures exactly what the app draws.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from app.core.errors import InvalidBoxError
@@ -90,45 +92,15 @@ def soft_mask(box: Sequence[float], shape: tuple[int, int]) -> np.ndarray:
     return np.outer(gy, gx).astype(np.float32)
 
 
-def _row_runs(mask: np.ndarray) -> list[np.ndarray]:
-    """Per row, an (R, 2) array of [start, end) column runs of True values."""
-    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), dtype=np.int8)
-    padded[:, 1:-1] = mask
-    edges = np.diff(padded, axis=1)
-    runs = []
-    for row in edges:
-        starts = np.flatnonzero(row == 1)
-        ends = np.flatnonzero(row == -1)
-        runs.append(np.stack([starts, ends], axis=1))
-    return runs
-
-
 def _component_containing(mask: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
     """The 8-connected component of ``mask`` that contains ``seed`` (row, col), as a mask.
 
-    Works on row runs rather than pixels, so its cost grows with the number of runs, not with
-    the area; a heatmap's thresholded region has a handful of runs per row.
+    OpenCV's labelling is used because it costs ~0.1 ms even on the noisy maps of an
+    untrained model, where a numpy flood fill costs tens of milliseconds; OpenCV is already a
+    runtime dependency of both the app and training.
     """
-    runs = _row_runs(mask)
-    seed_row, seed_col = seed
-    row_runs = runs[seed_row]
-    first = int(np.flatnonzero((row_runs[:, 0] <= seed_col) & (seed_col < row_runs[:, 1]))[0])
-    visited = [np.zeros(len(r), dtype=bool) for r in runs]
-    visited[seed_row][first] = True
-    stack = [(seed_row, first)]
-    component = np.zeros(mask.shape, dtype=bool)
-    while stack:
-        r, k = stack.pop()
-        start, end = runs[r][k]
-        component[r, start:end] = True
-        for nr in (r - 1, r + 1):
-            if 0 <= nr < mask.shape[0] and len(runs[nr]):
-                # 8-connectivity: runs touch if they overlap after widening by one column.
-                touching = (runs[nr][:, 0] <= end) & (runs[nr][:, 1] >= start) & ~visited[nr]
-                for nk in np.flatnonzero(touching):
-                    visited[nr][nk] = True
-                    stack.append((nr, int(nk)))
-    return component
+    _, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    return labels == labels[seed]
 
 
 def _crossing_offset(inside: np.ndarray, outer: np.ndarray, threshold: float) -> np.ndarray:
