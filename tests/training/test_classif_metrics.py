@@ -86,6 +86,8 @@ def test_summary_and_tables(tmp_path):
         "| AUC",
     ]
     assert pm(summary["accuracy"]) in lines[5]
+    single = per_class_table([("A", summary)], BIN).splitlines()[0]
+    assert single == "| A | easy | difficult |"
     macro = macro_table([("A", summary)])
     assert "Macro-average F1 score" in macro and pm(summary["macro_f1"]) in macro
     assert "| easy |" in confusion_table(summary["confusion"], BIN)

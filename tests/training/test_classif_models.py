@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -143,3 +144,40 @@ def test_pretrained_bad_file(tmp_path):
     path.write_bytes(b"not a state dict")
     with pytest.raises(ConfigError, match="--pretrained"):
         create_model("resnet18", 2, pretrained=path)
+
+
+def _export_and_check(model: DifficultyNet, tmp_path, size: int) -> None:
+    import onnxruntime as ort
+
+    from app.core.contract import InputSpec
+    from training.classification.cam import CamExportNet
+    from training.common.export import ContractWrapper, check_parity, export_onnx
+
+    wrapper = ContractWrapper(CamExportNet(model.eval())).eval()
+    path = export_onnx(
+        wrapper,
+        tmp_path / "m.onnx",
+        input_spec=InputSpec("image", size, size),
+        output_names=["probs", "cam"],
+        metadata={"k": "v"},
+    )
+    assert check_parity(wrapper, path, n=3, atol=1e-4) <= 1e-4  # probs and cam
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    batch = np.random.default_rng(0).integers(0, 256, (5, size, size, 3), dtype=np.uint8)
+    probs, cam = session.run(None, {"image": batch})  # dynamic batch
+    assert probs.shape == (5, model.n_classes) and cam.shape[0] == 5
+    x = wrapper.normalize(torch.from_numpy(batch))
+    with GradCam(model) as gradcam:
+        _, maps = gradcam(x)
+    np.testing.assert_allclose(cam, maps.numpy(), atol=1e-4)
+
+
+def test_vgg_closed_form_cam_exports_to_onnx(tmp_path):
+    torch.manual_seed(2)
+    _export_and_check(DifficultyNet("vgg19_bn", MiniVgg(4), 4), tmp_path, 40)
+
+
+@pytest.mark.slow
+def test_mobilenet_cam_exports_to_onnx(tmp_path):
+    torch.manual_seed(2)
+    _export_and_check(create_model("mobilenet_v3_large", 4), tmp_path, 64)

@@ -35,7 +35,10 @@ def per_class_table(runs: Sequence[tuple[str, dict[str, Any]]], classes: Sequenc
         runs: ``(name, summary)`` pairs; ``summary`` as from ``metrics.summarize_folds``.
         classes: class names, in output order.
     """
-    header = ["Model"] + [f"{name}: {c}" for name, _ in runs for c in classes]
+    if len(runs) == 1:
+        header = [runs[0][0]] + list(classes)
+    else:
+        header = ["Model"] + [f"{name}: {c}" for name, _ in runs for c in classes]
     rows = []
     for key in PER_CLASS_KEYS:
         rows.append(
@@ -234,3 +237,19 @@ def compare_runs(run_dirs: Sequence[Path], names: Sequence[str] | None = None) -
     classes = results[0]["classes"]
     runs = [((names[i] if names else r["name"]), r["summary"]) for i, r in enumerate(results)]
     return "\n\n".join([per_class_table(runs, classes), macro_table(runs)])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m training.classification.report RUN [RUN ...]``: side-by-side tables."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=compare_runs.__doc__)
+    parser.add_argument("runs", nargs="+", type=Path, help="classify run folders")
+    parser.add_argument("--names", nargs="*", default=None, help="column names, one per run")
+    args = parser.parse_args(argv)
+    print(compare_runs(args.runs, args.names))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -38,9 +38,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
+    boxes = "" if result["region"] == "field" else f" ({result['boxes']} boxes)"
     print(
         f"{result['model_name']} on {result['data']}: {result['n']} images, task "
-        f"{result['task']}, region {result['region']} ({result['boxes']} boxes), "
+        f"{result['task']}, region {result['region']}{boxes}, "
         f"{result['ms_per_image']} ms/image"
     )
     print(
