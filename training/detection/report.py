@@ -55,7 +55,7 @@ class ImageResult:
         """A flat CSV row."""
 
         def fmt(box):
-            return "" if box is None else " ".join(f"{v:.2f}" for v in box)
+            return "" if box is None else " ".join(f"{v:.4f}" for v in box)
 
         m = asdict(self.metrics) if self.metrics else {}
         return {
