@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,11 +17,28 @@ from tests.training.test_detect import TINY, write_dataset
 def test_detect_ddp_two_cpu_processes(tmp_path):
     data = write_dataset(tmp_path / "data", n=12)
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    cmd = [sys.executable, "-m", "training.cli", "detect", "--data", str(data), "--folds", "2",
-           "--out", str(out), "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu",
-           *TINY]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "training.cli",
+        "detect",
+        "--data",
+        str(data),
+        "--folds",
+        "2",
+        "--out",
+        str(out),
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+        "--accelerator",
+        "cpu",
+        *TINY,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=repo)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "world_size=2" in proc.stderr or "GLOBAL_RANK: 1" in proc.stderr, proc.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
