@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "check-model": "app.commands.check_model",
     "bench": "app.commands.bench",
     "gui": "app.commands.gui",
+    "demo": "app.commands.demo",
 }
 DEFAULT_COMMAND = "gui"
 

@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "compare-annotators": "training.commands.compare_annotators",
     "export": "training.commands.export",
     "detect-report": "training.commands.detect_report",
+    "build-default-models": "training.commands.build_default_models",
 }
 
 

@@ -21,7 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "input",
         metavar="INPUT",
+        nargs="?",
         help="a video file, an image folder, or 'phantom' / 'phantom:SEED'",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="the demo: a phantom video (new seed) with the shipped models, 600 frames",
     )
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     add_model_arguments(parser)
@@ -250,6 +256,17 @@ def run(args: argparse.Namespace) -> int:
     from app.core.pipeline import FrameProcessor
     from app.core.sources import open_source
 
+    if args.demo:
+        from app.commands.demo import DEMO_FRAMES, DEMO_SOURCE, shipped_models
+
+        if args.input is not None:
+            raise ValueError(f"--demo takes no INPUT (got {args.input!r})")
+        args.detector, shipped_classifier = shipped_models()
+        args.classifier = args.classifier or shipped_classifier
+        args.input = DEMO_SOURCE
+        args.frames = args.frames or DEMO_FRAMES
+    elif args.input is None:
+        raise ValueError("INPUT is required (a video, a folder or 'phantom'), or pass --demo")
     config = engine_config(args, **({"phi_mask": False} if args.no_phi_mask else {}))
     detector, classifier, models = load_engine_models(args, config, need_detector=False)
     if args.input.startswith("phantom") and args.frames is None:

@@ -162,6 +162,18 @@ for _spec in (
         HEAD_GAP_LINEAR,
         False,
     ),
+
+    # The shipped default: ~1.5 M parameters, so the ONNX file stays well under 15 MB.
+    ArchSpec(
+        "mobilenet_v3_small",
+        _mobilenet_features,
+        _pooled_classifier_head,
+        _mobilenet_replace,
+        lambda n: n.classifier[1],
+        lambda n: n.features,
+        HEAD_GAP_LINEAR,
+        False,
+    ),
 ):
     ARCHS.register(_spec.name, _spec)
 
