@@ -96,7 +96,7 @@ def render_report(result: dict[str, Any]) -> str:
         f"- {result['folds']}-fold cross-validation, stratified by class and grouped by patient;"
         f" mean ± sample std over folds",
         f"- model `{result['arch']}` at {result['size']} px, region {result['region']}, "
-        f"balance {result['balance']}, early stopping on validation {result['monitor']}",
+        f"balance {result['balance']}, early stopping on {result['monitor']}",
         f"- training time {result['train_time_s'] / 60:.1f} min (all folds)",
         f"- command: `{result['command']}`",
         "",

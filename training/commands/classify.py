@@ -79,8 +79,6 @@ def run(args: argparse.Namespace) -> int:
     from training.classification.report import render_report
     from training.common.trainer import trainer_options
 
-    if not hasattr(args, "max_time"):  # older add_trainer_arguments without --max-time
-        args.max_time = None
     opts = trainer_options(args)
     only = tuple(int(v) for v in args.only_folds.split(",") if v.strip())
     cfg = CvConfig(
