@@ -25,19 +25,12 @@ import cv2
 import numpy as np
 
 from app.core.phantom import PhantomConfig, PhantomSource, PhantomVideo, render_still
+from app.core.sysinfo import cpu_name
 
 
 def machine() -> str:
     """CPU model, core count, Python and library versions."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_name()
     return (
         f"{cpu}; {os.cpu_count()} logical cores; {platform.system()} {platform.release()}; "
         f"Python {platform.python_version()}; numpy {np.__version__}; OpenCV {cv2.__version__}"

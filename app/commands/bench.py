@@ -60,15 +60,9 @@ def machine_info(models) -> dict:
     """CPU, cores, load and software versions, for the record."""
     import onnxruntime
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    from app.core.sysinfo import cpu_name
+
+    cpu = cpu_name()
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {
         "cpu": cpu,

@@ -354,7 +354,9 @@ def run(args: argparse.Namespace) -> int:
     bench = _bench(det_path, steps, work)
 
     total = time.monotonic() - started
-    cpu = platform.processor() or platform.machine()
+    from app.core.sysinfo import cpu_name
+
+    cpu = cpu_name()
     det_report = _summary(det_run / "summary.json")
     cls_report = _summary(cls_run / "report.json")
     registry = {"models": {}}
