@@ -347,3 +347,26 @@ def test_export_fp16_and_int8_variants_load_in_the_app(trained, tmp_path, capsys
         meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
         assert meta["ercp.variant"] == variant
         assert app_main(["check-model", str(path)]) == 0
+
+
+def test_detect_evaluate_only_reproduces_the_report(trained, capsys):
+    data, out = trained
+    before = json.loads((out / "summary.json").read_text())["summary"]
+    rc = train_main(
+        [
+            "detect",
+            "--data",
+            str(data),
+            "--folds",
+            "2",
+            "--baseline",
+            "--evaluate-only",
+            "--out",
+            str(out),
+            *TINY,
+        ]
+    )
+    assert rc == 0
+    after = json.loads((out / "summary.json").read_text())["summary"]
+    for kind in ("heatmap", "boxreg"):
+        assert after[kind]["mean"]["miou"] == pytest.approx(before[kind]["mean"]["miou"])

@@ -74,6 +74,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.01,
         help="min_peak calibration without negative frames: allowed miss rate (%(default)s)",
     )
+    parser.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="do not train: evaluate, calibrate and report the best.ckpt files already in --out",
+    )
     parser.add_argument("--worst", type=int, default=12, help="images in the worst-case grid")
     add_trainer_arguments(parser, epochs=60, patience=12)
 
@@ -110,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         target_fpr=args.target_fpr,
         target_miss=args.target_miss,
         seed=args.seed,
+        evaluate_only=args.evaluate_only,
     )
     n = len(dataset)
     groups = dataset.patient_ids

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from app.core.contract import InputSpec
+from app.core.errors import DatasetError
 from app.core.geometry import clip_box, summarize
 from app.core.inference import postprocess_heatmap
 from training.common.augment import AugmentConfig
@@ -50,6 +51,7 @@ class DetectConfig:
     target_fpr: float = 0.05
     target_miss: float = 0.01
     seed: int = 0
+    evaluate_only: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     @property
@@ -225,9 +227,19 @@ def run(
             )
         for kind in kinds:
             kind_dir = out_dir / f"fold{fold}" / kind
-            trainer, module = train_one(
-                kind, fold, train_idx, val_idx, items, dataset, cfg, trainer_opts, kind_dir
-            )
+            best_ckpt = kind_dir / "checkpoints" / "best.ckpt"
+            if cfg.evaluate_only:
+                # Re-evaluate an earlier run (e.g. one ended by a signal after training).
+                if not best_ckpt.is_file():
+                    raise DatasetError(f"--evaluate-only: no checkpoint {best_ckpt}")
+                if not _rank_zero():
+                    is_zero = False
+                    continue
+                module = DetectionModule.load_from_checkpoint(str(best_ckpt), map_location="cpu")
+            else:
+                _, module = train_one(
+                    kind, fold, train_idx, val_idx, items, dataset, cfg, trainer_opts, kind_dir
+                )
             if module is None:
                 is_zero = False
                 continue
