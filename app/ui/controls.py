@@ -174,6 +174,21 @@ class SourcePanel(QGroupBox):
             self.source_requested.emit(str(spec))
 
 
+def _scalar_metrics(metrics: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    """Numbers and short strings of a (nested) metrics dict, as ``("held_out miou", 0.62)``.
+
+    Exporters nest figures (held-out results, calibration); the panel shows leaves, not JSON.
+    """
+    leaves: list[tuple[str, Any]] = []
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            leaves += _scalar_metrics(value, f"{name} ")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and key != "images":
+            leaves.append((name, value))
+    return leaves
+
+
 def describe_provenance(info: Any) -> list[str]:
     """Human lines for a model's provenance (dataset, metrics, date, source)."""
     prov = dict(getattr(info, "provenance", {}) or {})
@@ -194,7 +209,7 @@ def describe_provenance(info: Any) -> list[str]:
     if isinstance(metrics, dict) and metrics:
         shown = ", ".join(
             f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
-            for k, v in list(metrics.items())[:4]
+            for k, v in _scalar_metrics(metrics)[:4]
         )
         lines.append(f"metrics: {shown}")
     for key in ("created", "source"):

@@ -412,5 +412,5 @@ def _summary(path: Path) -> dict:
 
 
 def _bench_brief(bench: dict) -> dict:
-    keys = ("model_only", "pipeline", "ratio", "machine")
+    keys = ("model_alone", "pipeline", "goals", "machine")
     return {k: bench[k] for k in keys if k in bench} or bench
