@@ -91,6 +91,7 @@ def test_process_image_folder_without_phi_mask(capsys, tmp_path, detector_path):
         str(out),
         "--detector",
         str(detector_path),
+        "--no-classifier",  # a shipped default classifier would be used otherwise
         "--no-phi-mask",
         "--quiet",
     )
