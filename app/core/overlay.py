@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
+from app.core.config import EngineConfig
 from app.core.frame import Prediction
-
-if TYPE_CHECKING:
-    from app.core.config import EngineConfig
 
 Rect = tuple[int, int, int, int]
 
@@ -43,13 +40,14 @@ class OverlayOptions:
         heatmap_opacity: opacity at the heatmap's peak, in [0, 1].
     """
 
-    heatmap: bool = True
-    box: bool = True
-    centroid: bool = True
-    difficulty: bool = True
-    cam: bool = False
-    hud: bool = True
-    heatmap_opacity: float = 0.45
+    # Defaults come from EngineConfig so the two can never disagree.
+    heatmap: bool = EngineConfig.show_heatmap
+    box: bool = EngineConfig.show_box
+    centroid: bool = EngineConfig.show_centroid
+    difficulty: bool = EngineConfig.show_difficulty
+    cam: bool = EngineConfig.show_cam
+    hud: bool = EngineConfig.show_hud
+    heatmap_opacity: float = EngineConfig.heatmap_opacity
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.heatmap_opacity <= 1.0:
